@@ -1,0 +1,156 @@
+//! Channels bounded by rows.
+//!
+//! Every subtask that is not chained to its producer reads one channel into
+//! which all of its upstream subtasks send. The channel's capacity counts
+//! rows, not messages (a batch of 8 192 rows weighs 8 192; a control
+//! message weighs 1), so memory stays bounded whatever the batch size, and a
+//! slow consumer slows its producers instead of growing a queue.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::error::{Result, WeirError};
+use crate::message::Message;
+
+/// A message with the input channel it came in on.
+#[derive(Debug)]
+pub struct Envelope {
+    /// Index of the sending input channel at the receiver.
+    pub from: usize,
+    /// The message.
+    pub message: Message,
+    weight: usize,
+}
+
+/// The sending half of a row-bounded channel, tagged with its input index.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    tx: mpsc::UnboundedSender<Envelope>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    from: usize,
+}
+
+/// The receiving half of a row-bounded channel.
+#[derive(Debug)]
+pub struct Receiver {
+    rx: mpsc::UnboundedReceiver<Envelope>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+/// Creates a channel holding at most `capacity_rows` rows in flight. The
+/// returned sender has input index 0; use [`Sender::with_input`] for others.
+pub fn channel(capacity_rows: usize) -> (Sender, Receiver) {
+    let capacity = capacity_rows.max(1);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let permits = Arc::new(Semaphore::new(capacity));
+    (
+        Sender {
+            tx,
+            permits: permits.clone(),
+            capacity,
+            from: 0,
+        },
+        Receiver {
+            rx,
+            permits,
+            capacity,
+        },
+    )
+}
+
+impl Sender {
+    /// A sender into the same channel that tags its messages with input `from`.
+    pub fn with_input(&self, from: usize) -> Sender {
+        Sender {
+            from,
+            ..self.clone()
+        }
+    }
+
+    /// Sends a message, waiting while the channel is full. A batch larger
+    /// than the whole capacity waits until the channel is empty.
+    pub async fn send(&self, message: Message) -> Result<()> {
+        let weight = message.weight().min(self.capacity);
+        let permit = self
+            .permits
+            .acquire_many(weight as u32)
+            .await
+            .map_err(|_| WeirError::Internal("channel semaphore closed".into()))?;
+        permit.forget();
+        self.tx
+            .send(Envelope {
+                from: self.from,
+                message,
+                weight,
+            })
+            .map_err(|_| closed())
+    }
+}
+
+/// The error a sender gets when its receiver is gone (the consumer failed
+/// or the job is being torn down).
+pub fn closed() -> WeirError {
+    WeirError::Execution("downstream channel closed".into())
+}
+
+impl Receiver {
+    /// Receives the next message; `None` when every sender is dropped.
+    pub async fn recv(&mut self) -> Option<Envelope> {
+        let env = self.rx.recv().await?;
+        self.permits.add_permits(env.weight);
+        Some(env)
+    }
+
+    /// Rows currently queued in the channel.
+    pub fn queued_rows(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+
+    /// The capacity in rows.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use std::time::Duration;
+
+    fn batch(rows: usize) -> Message {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let arr = Int64Array::from_iter_values(0..rows as i64);
+        Message::Batch(RecordBatch::try_new(schema, vec![Arc::new(arr)]).expect("batch"))
+    }
+
+    #[tokio::test]
+    async fn sender_blocks_when_rows_exceed_capacity() {
+        let (tx, mut rx) = channel(100);
+        tx.send(batch(60)).await.expect("send");
+        // 60 + 60 > 100: the second send must wait for the receiver.
+        let tx2 = tx.clone();
+        let pending = tokio::spawn(async move { tx2.send(batch(60)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!pending.is_finished());
+        assert_eq!(rx.queued_rows(), 60);
+        let first = rx.recv().await.expect("first");
+        assert!(matches!(first.message, Message::Batch(ref b) if b.num_rows() == 60));
+        pending.await.expect("join").expect("send");
+        assert_eq!(rx.queued_rows(), 60);
+    }
+
+    #[tokio::test]
+    async fn oversized_batch_still_passes_alone() {
+        let (tx, mut rx) = channel(10);
+        tx.with_input(3).send(batch(50)).await.expect("send");
+        let env = rx.recv().await.expect("recv");
+        assert_eq!(env.from, 3);
+        assert_eq!(rx.queued_rows(), 0);
+    }
+}

@@ -1,0 +1,226 @@
+//! Per-operator metrics: rows and batches in and out, late rows, malformed
+//! records, the current watermark and a histogram of processing latency.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+/// Metrics of one subtask of one dataflow node. Updated with relaxed atomics
+/// on the hot path (once per batch, never per row).
+#[derive(Debug)]
+pub struct OperatorMetrics {
+    /// Name of the node these metrics belong to.
+    pub node: String,
+    /// Subtask index.
+    pub subtask: usize,
+    /// Rows received.
+    pub rows_in: AtomicU64,
+    /// Rows emitted.
+    pub rows_out: AtomicU64,
+    /// Batches received.
+    pub batches_in: AtomicU64,
+    /// Batches emitted.
+    pub batches_out: AtomicU64,
+    /// Rows dropped because they arrived after the watermark had passed their window.
+    pub late_rows_dropped: AtomicU64,
+    /// Records that could not be decoded (sources) and were skipped or dead-lettered.
+    pub malformed_records: AtomicU64,
+    /// Last watermark seen or emitted (`i64::MIN` when none yet).
+    pub watermark: AtomicI64,
+    /// Processing time per batch, in nanoseconds.
+    latency_ns: Mutex<Histogram<u64>>,
+}
+
+impl OperatorMetrics {
+    /// New, zeroed metrics for a subtask of `node`.
+    pub fn new(node: impl Into<String>, subtask: usize) -> Self {
+        Self {
+            node: node.into(),
+            subtask,
+            rows_in: AtomicU64::new(0),
+            rows_out: AtomicU64::new(0),
+            batches_in: AtomicU64::new(0),
+            batches_out: AtomicU64::new(0),
+            late_rows_dropped: AtomicU64::new(0),
+            malformed_records: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+            latency_ns: Mutex::new(new_histogram()),
+        }
+    }
+
+    /// Counts an incoming batch.
+    pub fn record_in(&self, rows: usize) {
+        self.rows_in.fetch_add(rows as u64, Ordering::Relaxed);
+        self.batches_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an outgoing batch.
+    pub fn record_out(&self, rows: usize) {
+        self.rows_out.fetch_add(rows as u64, Ordering::Relaxed);
+        self.batches_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts rows dropped as late.
+    pub fn add_late_dropped(&self, rows: u64) {
+        self.late_rows_dropped.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Counts malformed records.
+    pub fn add_malformed(&self, records: u64) {
+        self.malformed_records.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Records the current watermark.
+    pub fn set_watermark(&self, wm: i64) {
+        self.watermark.store(wm, Ordering::Relaxed);
+    }
+
+    /// Records the processing time of one batch.
+    pub fn record_latency_ns(&self, ns: u64) {
+        let mut h = self.latency_ns.lock();
+        h.saturating_record(ns.max(1));
+    }
+
+    /// A copy of the processing-latency histogram (nanoseconds per batch).
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        self.latency_ns.lock().clone()
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 ns .. 1 hour, 3 significant digits. The bounds are constants, so
+    // construction cannot fail; fall back to an auto-resizing histogram anyway.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+        .or_else(|_| Histogram::new(3))
+        .unwrap_or_else(|_| unreachable_histogram())
+}
+
+#[allow(clippy::panic)]
+fn unreachable_histogram() -> Histogram<u64> {
+    panic!("hdrhistogram rejected constant bounds")
+}
+
+/// The role of a node, for aggregating metrics in progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// Reads from outside.
+    Source,
+    /// Transforms data.
+    Operator,
+    /// Writes to outside.
+    Sink,
+}
+
+/// All metrics of a running job.
+#[derive(Debug, Default, Clone)]
+pub struct MetricsRegistry {
+    entries: Arc<Mutex<Vec<(NodeRole, Arc<OperatorMetrics>)>>>,
+}
+
+/// Totals over a job's metrics at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobTotals {
+    /// Rows read by all sources.
+    pub source_rows: u64,
+    /// Rows written by all sinks.
+    pub sink_rows: u64,
+    /// Late rows dropped by all operators.
+    pub late_rows_dropped: u64,
+    /// Malformed records counted by all sources.
+    pub malformed_records: u64,
+    /// The smallest watermark seen at any sink (`None` before the first one).
+    pub sink_watermark: Option<i64>,
+}
+
+impl MetricsRegistry {
+    /// Registers (and returns) metrics for a subtask.
+    pub fn register(&self, role: NodeRole, node: &str, subtask: usize) -> Arc<OperatorMetrics> {
+        let m = Arc::new(OperatorMetrics::new(node, subtask));
+        self.entries.lock().push((role, m.clone()));
+        m
+    }
+
+    /// All registered metrics with their roles.
+    pub fn all(&self) -> Vec<(NodeRole, Arc<OperatorMetrics>)> {
+        self.entries.lock().clone()
+    }
+
+    /// Sums the counters.
+    pub fn totals(&self) -> JobTotals {
+        let mut t = JobTotals::default();
+        let mut min_wm: Option<i64> = None;
+        for (role, m) in self.entries.lock().iter() {
+            t.late_rows_dropped += m.late_rows_dropped.load(Ordering::Relaxed);
+            t.malformed_records += m.malformed_records.load(Ordering::Relaxed);
+            match role {
+                NodeRole::Source => t.source_rows += m.rows_out.load(Ordering::Relaxed),
+                NodeRole::Sink => {
+                    t.sink_rows += m.rows_in.load(Ordering::Relaxed);
+                    let wm = m.watermark.load(Ordering::Relaxed);
+                    if wm != i64::MIN {
+                        min_wm = Some(min_wm.map_or(wm, |c| c.min(wm)));
+                    }
+                }
+                NodeRole::Operator => {}
+            }
+        }
+        t.sink_watermark = min_wm;
+        t
+    }
+
+    /// Per-node sums (over subtasks), in registration order:
+    /// `(node, rows_in, rows_out, late_rows_dropped, merged latency histogram)`.
+    pub fn per_node(&self) -> Vec<NodeSummary> {
+        let mut out: Vec<NodeSummary> = Vec::new();
+        for (role, m) in self.entries.lock().iter() {
+            let idx = match out.iter().position(|s| s.node == m.node) {
+                Some(i) => i,
+                None => {
+                    out.push(NodeSummary {
+                        node: m.node.clone(),
+                        role: *role,
+                        subtasks: 0,
+                        rows_in: 0,
+                        rows_out: 0,
+                        late_rows_dropped: 0,
+                        malformed_records: 0,
+                        latency_ns: new_histogram(),
+                    });
+                    out.len() - 1
+                }
+            };
+            let s = &mut out[idx];
+            s.subtasks += 1;
+            s.rows_in += m.rows_in.load(Ordering::Relaxed);
+            s.rows_out += m.rows_out.load(Ordering::Relaxed);
+            s.late_rows_dropped += m.late_rows_dropped.load(Ordering::Relaxed);
+            s.malformed_records += m.malformed_records.load(Ordering::Relaxed);
+            // Both histograms have the same bounds; adding cannot fail.
+            let _ = s.latency_ns.add(m.latency_histogram());
+        }
+        out
+    }
+}
+
+/// Metrics of one node summed over its subtasks.
+#[derive(Debug, Clone)]
+pub struct NodeSummary {
+    /// Node name.
+    pub node: String,
+    /// Node role.
+    pub role: NodeRole,
+    /// Number of subtasks.
+    pub subtasks: usize,
+    /// Rows in.
+    pub rows_in: u64,
+    /// Rows out.
+    pub rows_out: u64,
+    /// Late rows dropped.
+    pub late_rows_dropped: u64,
+    /// Malformed records.
+    pub malformed_records: u64,
+    /// Processing time per batch (ns), merged over subtasks.
+    pub latency_ns: Histogram<u64>,
+}

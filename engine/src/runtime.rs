@@ -1,0 +1,684 @@
+//! Running a [`JobGraph`]: one task per chain per subtask.
+//!
+//! Each [`Chain`](crate::graph::Chain) of the graph runs as one tokio task per
+//! subtask. Inside a task, operators call each other through their
+//! collectors (no queue between chained operators). Between tasks, each
+//! subtask reads one row-bounded [`channel`](crate::channel) into which all
+//! of its upstream subtasks send, so a slow sink slows the sources instead of
+//! growing memory.
+//!
+//! Watermarks: a task tracks the watermark of every input channel and
+//! forwards the minimum over channels that are neither idle nor ended; an
+//! idle channel does not hold the watermark back. When every input has
+//! ended the chain is ended (`on_end`, so open windows fire) and end of
+//! stream is sent on.
+//!
+//! The first task to fail cancels the job; its error is the job's error.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use tokio::task::JoinSet;
+
+use crate::channel::{channel, Receiver, Sender};
+use crate::error::{Result, WeirError};
+use crate::graph::{JobGraph, NodeKind, Partitioning};
+use crate::message::{Message, Watermark};
+use crate::metrics::{MetricsRegistry, NodeRole, OperatorMetrics};
+use crate::operator::{Collector, Operator, OperatorContext, Output};
+use crate::partition::HashPartitioner;
+use crate::sink::Sink;
+use crate::source::{Source, SourceContext, SourceOutput};
+
+/// Settings of the runtime.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Capacity of each channel between tasks, in rows.
+    pub channel_capacity_rows: usize,
+    /// How often operators get `on_tick` (processing time).
+    pub tick_interval: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity_rows: 64 * 1024,
+            tick_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Cancels a running job: sources stop reading, what is in flight drains
+/// as at the end of a bounded input.
+#[derive(Debug, Clone)]
+pub struct CancelHandle(Arc<AtomicBool>);
+
+impl CancelHandle {
+    /// Asks the job to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// True once cancellation was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A job ready to run.
+pub struct Job {
+    graph: JobGraph,
+    config: JobConfig,
+    metrics: MetricsRegistry,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// Validates the graph and prepares the job.
+    pub fn new(graph: JobGraph, config: JobConfig) -> Result<Self> {
+        graph.validate()?;
+        Ok(Self {
+            graph,
+            config,
+            metrics: MetricsRegistry::default(),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The job's metrics (live while it runs).
+    pub fn metrics(&self) -> MetricsRegistry {
+        self.metrics.clone()
+    }
+
+    /// A handle to cancel the job.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle(self.cancelled.clone())
+    }
+
+    /// Runs the job on the current tokio runtime until every sink has
+    /// finished, or until the first error.
+    pub async fn run(self) -> Result<()> {
+        let graph = &self.graph;
+        let chains = graph.chains()?;
+        let chain_of = |node: usize| chains.iter().position(|c| c.nodes.contains(&node));
+
+        // One receiver per subtask of every chain that starts with an
+        // operator or sink, and the list of input channels it has.
+        let mut receivers: Vec<Vec<Option<(Sender, Receiver, Vec<usize>)>>> = Vec::new();
+        for c in &chains {
+            let head = c.nodes[0];
+            let mut per_subtask = Vec::new();
+            for j in 0..c.parallelism {
+                if matches!(graph.nodes[head].kind, NodeKind::Source(_)) {
+                    per_subtask.push(None);
+                    continue;
+                }
+                let (tx, rx) = channel(self.config.channel_capacity_rows);
+                let mut inputs = Vec::new();
+                for (k, e) in graph.inputs(head).iter().enumerate() {
+                    let up = graph.nodes[e.from].parallelism;
+                    if e.partitioning == Partitioning::Forward {
+                        let _ = j;
+                        inputs.push(k);
+                    } else {
+                        inputs.extend(std::iter::repeat_n(k, up));
+                    }
+                }
+                per_subtask.push(Some((tx, rx, inputs)));
+            }
+            receivers.push(per_subtask);
+        }
+
+        // The index of the channel (edge e, upstream subtask i) at a receiver.
+        let channel_index = |head: usize, edge_to: (usize, usize), up_subtask: usize| -> usize {
+            let mut idx = 0;
+            for e in graph.inputs(head) {
+                if (e.from, e.to) == edge_to {
+                    return if e.partitioning == Partitioning::Forward {
+                        idx
+                    } else {
+                        idx + up_subtask
+                    };
+                }
+                idx += if e.partitioning == Partitioning::Forward {
+                    1
+                } else {
+                    graph.nodes[e.from].parallelism
+                };
+            }
+            idx
+        };
+
+        let mut tasks: JoinSet<Result<()>> = JoinSet::new();
+        for (ci, c) in chains.iter().enumerate() {
+            for subtask in 0..c.parallelism {
+                // Operators of the chain.
+                let mut ops = Vec::new();
+                for &n in &c.nodes {
+                    let node = &graph.nodes[n];
+                    if let NodeKind::Operator(f) = &node.kind {
+                        let op = f
+                            .create(subtask, c.parallelism)
+                            .map_err(|e| e.context(format!("creating {}", node.name)))?;
+                        let metrics = self.metrics.register(NodeRole::Operator, &node.name, subtask);
+                        ops.push(ChainedOperator {
+                            op,
+                            ctx: OperatorContext {
+                                node: node.name.clone(),
+                                subtask,
+                                parallelism: c.parallelism,
+                                split: None,
+                                split_count: 0,
+                                input: 0,
+                                watermark: None,
+                                metrics,
+                            },
+                        });
+                    }
+                }
+                let mut chain = OperatorChain { ops };
+
+                // Tail: a sink, or the edges out of the last node.
+                let last = *c.nodes.last().unwrap_or(&c.nodes[0]);
+                let tail = match &graph.nodes[last].kind {
+                    NodeKind::Sink(f) => {
+                        let node = &graph.nodes[last];
+                        let sink = f
+                            .create(subtask, c.parallelism)
+                            .map_err(|e| e.context(format!("creating {}", node.name)))?;
+                        let metrics = self.metrics.register(NodeRole::Sink, &node.name, subtask);
+                        Tail::Sink { sink, metrics }
+                    }
+                    _ => {
+                        let mut edges = Vec::new();
+                        for e in graph.outputs(last) {
+                            let down = chain_of(e.to)
+                                .ok_or_else(|| WeirError::Internal("edge to no chain".into()))?;
+                            let down_par = chains[down].parallelism;
+                            let from = channel_index(e.to, (e.from, e.to), subtask);
+                            let targets: Vec<usize> = if e.partitioning == Partitioning::Forward {
+                                vec![subtask]
+                            } else {
+                                (0..down_par).collect()
+                            };
+                            let mut senders = Vec::new();
+                            for t in targets {
+                                let (tx, _, _) = receivers[down][t].as_ref().ok_or_else(|| {
+                                    WeirError::Internal("edge into a source".into())
+                                })?;
+                                senders.push(tx.with_input(from));
+                            }
+                            let partitioner = match &e.partitioning {
+                                Partitioning::Hash(keys) => {
+                                    Some(HashPartitioner::new(keys.clone(), down_par))
+                                }
+                                _ => None,
+                            };
+                            edges.push(OutEdge {
+                                partitioning: e.partitioning.clone(),
+                                senders,
+                                partitioner,
+                                next: subtask,
+                            });
+                        }
+                        Tail::Edges {
+                            edges,
+                            last_watermark: None,
+                        }
+                    }
+                };
+
+                let tick = self.config.tick_interval;
+                let head = c.nodes[0];
+                match &graph.nodes[head].kind {
+                    NodeKind::Source(f) => {
+                        let node = &graph.nodes[head];
+                        let source = f
+                            .create(subtask, c.parallelism)
+                            .map_err(|e| e.context(format!("creating {}", node.name)))?;
+                        let split_count = source.split_count();
+                        for op in &mut chain.ops {
+                            op.ctx.split_count = split_count;
+                        }
+                        let metrics = self.metrics.register(NodeRole::Source, &node.name, subtask);
+                        let output = RuntimeSourceOutput {
+                            chain,
+                            tail,
+                            tick,
+                            last_tick: Instant::now(),
+                        };
+                        let ctx = SourceContext::new(
+                            subtask,
+                            c.parallelism,
+                            Box::new(output),
+                            metrics,
+                            self.cancelled.clone(),
+                        );
+                        let name = node.name.clone();
+                        tasks.spawn(run_source_task(source, ctx, name));
+                    }
+                    _ => {
+                        let (_, rx, inputs) = receivers[ci][subtask]
+                            .take()
+                            .ok_or_else(|| WeirError::Internal("receiver taken twice".into()))?;
+                        tasks.spawn(run_channel_task(rx, inputs, chain, tail, tick));
+                    }
+                }
+            }
+        }
+        // Drop the original senders so receivers see the end when producers finish.
+        drop(receivers);
+
+        let mut first_error: Option<WeirError> = None;
+        while let Some(joined) = tasks.join_next().await {
+            let result = match joined {
+                Ok(r) => r,
+                Err(e) if e.is_cancelled() => Ok(()),
+                Err(e) => Err(WeirError::Internal(format!("task panicked: {e}"))),
+            };
+            if let Err(e) = result {
+                let secondary = matches!(&e, WeirError::Execution(m) if m == "downstream channel closed");
+                match &first_error {
+                    None => first_error = Some(e),
+                    Some(WeirError::Execution(m)) if m == "downstream channel closed" && !secondary => {
+                        first_error = Some(e)
+                    }
+                    _ => {}
+                }
+                self.cancelled.store(true, Ordering::Relaxed);
+                tasks.abort_all();
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn run_source_task(
+    mut source: Box<dyn Source>,
+    mut ctx: SourceContext,
+    name: String,
+) -> Result<()> {
+    source
+        .run(&mut ctx)
+        .await
+        .map_err(|e| e.context(format!("source {name}")))?;
+    ctx.end().await
+}
+
+/// An operator with its context, inside a chain.
+struct ChainedOperator {
+    op: Box<dyn Operator>,
+    ctx: OperatorContext,
+}
+
+/// Operators called one after the other, by function call.
+struct OperatorChain {
+    ops: Vec<ChainedOperator>,
+}
+
+impl OperatorChain {
+    /// Feeds `pending` into operator `start` and on through the chain;
+    /// returns what comes out of the last operator.
+    fn feed(
+        &mut self,
+        start: usize,
+        mut pending: Vec<Output>,
+        split: Option<usize>,
+        input: usize,
+    ) -> Result<Vec<Output>> {
+        for i in start..self.ops.len() {
+            if pending.is_empty() {
+                break;
+            }
+            let op = &mut self.ops[i];
+            op.ctx.split = split;
+            op.ctx.input = if i == start { input } else { 0 };
+            let mut out = Collector::new();
+            for item in pending.drain(..) {
+                match item {
+                    Output::Batch(b) => {
+                        op.ctx.metrics.record_in(b.num_rows());
+                        let t = Instant::now();
+                        op.op
+                            .process_batch(b, &mut op.ctx, &mut out)
+                            .map_err(|e| e.context(&op.ctx.node))?;
+                        op.ctx.metrics.record_latency_ns(t.elapsed().as_nanos() as u64);
+                    }
+                    Output::Watermark(Watermark::EventTime(w)) => {
+                        if op.ctx.watermark.is_none_or(|c| w > c) {
+                            op.ctx.watermark = Some(w);
+                            op.op
+                                .on_watermark(w, &mut op.ctx, &mut out)
+                                .map_err(|e| e.context(&op.ctx.node))?;
+                        }
+                    }
+                    Output::Watermark(Watermark::Idle) => out.emit_idle(),
+                }
+            }
+            pending = out.take();
+            record_outputs(&op.ctx.metrics, &pending);
+        }
+        Ok(pending)
+    }
+
+    fn tick(&mut self, now: Instant) -> Result<Vec<Output>> {
+        let mut result = Vec::new();
+        for i in 0..self.ops.len() {
+            let mut out = Collector::new();
+            {
+                let op = &mut self.ops[i];
+                op.op
+                    .on_tick(now, &mut op.ctx, &mut out)
+                    .map_err(|e| e.context(&op.ctx.node))?;
+            }
+            let emitted = out.take();
+            record_outputs(&self.ops[i].ctx.metrics, &emitted);
+            result.extend(self.feed(i + 1, emitted, None, 0)?);
+        }
+        Ok(result)
+    }
+
+    fn end(&mut self) -> Result<Vec<Output>> {
+        let mut result = Vec::new();
+        for i in 0..self.ops.len() {
+            let mut out = Collector::new();
+            {
+                let op = &mut self.ops[i];
+                op.ctx.split = None;
+                op.op
+                    .on_end(&mut op.ctx, &mut out)
+                    .map_err(|e| e.context(&op.ctx.node))?;
+            }
+            let emitted = out.take();
+            record_outputs(&self.ops[i].ctx.metrics, &emitted);
+            result.extend(self.feed(i + 1, emitted, None, 0)?);
+        }
+        Ok(result)
+    }
+}
+
+fn record_outputs(metrics: &OperatorMetrics, outputs: &[Output]) {
+    for o in outputs {
+        match o {
+            Output::Batch(b) => metrics.record_out(b.num_rows()),
+            Output::Watermark(Watermark::EventTime(w)) => metrics.set_watermark(*w),
+            Output::Watermark(Watermark::Idle) => {}
+        }
+    }
+}
+
+/// One edge out of a task.
+struct OutEdge {
+    partitioning: Partitioning,
+    senders: Vec<Sender>,
+    partitioner: Option<HashPartitioner>,
+    next: usize,
+}
+
+/// Where a task's output goes.
+enum Tail {
+    Sink {
+        sink: Box<dyn Sink>,
+        metrics: Arc<OperatorMetrics>,
+    },
+    Edges {
+        edges: Vec<OutEdge>,
+        last_watermark: Option<Watermark>,
+    },
+}
+
+impl Tail {
+    async fn emit(&mut self, outputs: Vec<Output>) -> Result<()> {
+        for o in outputs {
+            match o {
+                Output::Batch(b) => self.batch(b).await?,
+                Output::Watermark(w) => self.watermark(w).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn batch(&mut self, batch: RecordBatch) -> Result<()> {
+        match self {
+            Tail::Sink { sink, metrics } => {
+                metrics.record_in(batch.num_rows());
+                let t = Instant::now();
+                sink.write_batch(batch).await?;
+                metrics.record_latency_ns(t.elapsed().as_nanos() as u64);
+                Ok(())
+            }
+            Tail::Edges { edges, .. } => {
+                for e in edges.iter_mut() {
+                    match &e.partitioning {
+                        Partitioning::Forward => {
+                            if let Some(s) = e.senders.first() {
+                                s.send(Message::Batch(batch.clone())).await?;
+                            }
+                        }
+                        Partitioning::Hash(_) => {
+                            let parts = match e.partitioner.as_mut() {
+                                Some(p) => p.partition(&batch)?,
+                                None => vec![(0, batch.clone())],
+                            };
+                            for (p, b) in parts {
+                                e.senders[p].send(Message::Batch(b)).await?;
+                            }
+                        }
+                        Partitioning::Broadcast => {
+                            for s in &e.senders {
+                                s.send(Message::Batch(batch.clone())).await?;
+                            }
+                        }
+                        Partitioning::Rebalance => {
+                            let n = e.senders.len();
+                            if n > 0 {
+                                e.senders[e.next % n]
+                                    .send(Message::Batch(batch.clone()))
+                                    .await?;
+                                e.next = e.next.wrapping_add(1);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn watermark(&mut self, w: Watermark) -> Result<()> {
+        match self {
+            Tail::Sink { sink, metrics } => {
+                if let Watermark::EventTime(t) = w {
+                    metrics.set_watermark(t);
+                    sink.on_watermark(t).await?;
+                }
+                Ok(())
+            }
+            Tail::Edges {
+                edges,
+                last_watermark,
+            } => {
+                if *last_watermark == Some(w) {
+                    return Ok(());
+                }
+                *last_watermark = Some(w);
+                for e in edges.iter() {
+                    for s in &e.senders {
+                        s.send(Message::Watermark(w)).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn end(&mut self) -> Result<()> {
+        match self {
+            Tail::Sink { sink, .. } => sink.finish().await,
+            Tail::Edges { edges, .. } => {
+                for e in edges.iter() {
+                    for s in &e.senders {
+                        s.send(Message::EndOfStream).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The output of a source task: its chain and tail.
+struct RuntimeSourceOutput {
+    chain: OperatorChain,
+    tail: Tail,
+    tick: Duration,
+    last_tick: Instant,
+}
+
+impl RuntimeSourceOutput {
+    async fn maybe_tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if now.duration_since(self.last_tick) >= self.tick {
+            self.last_tick = now;
+            let outs = self.chain.tick(now)?;
+            self.tail.emit(outs).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SourceOutput for RuntimeSourceOutput {
+    async fn batch(&mut self, split: usize, batch: RecordBatch) -> Result<()> {
+        let outs = self.chain.feed(0, vec![Output::Batch(batch)], Some(split), 0)?;
+        self.tail.emit(outs).await?;
+        self.maybe_tick().await
+    }
+
+    async fn tick(&mut self) -> Result<()> {
+        self.maybe_tick().await
+    }
+
+    async fn end(&mut self) -> Result<()> {
+        let outs = self.chain.end()?;
+        self.tail.emit(outs).await?;
+        self.tail.end().await
+    }
+}
+
+/// Watermark bookkeeping of one input channel.
+#[derive(Debug, Clone, Copy, Default)]
+struct ChannelState {
+    input: usize,
+    watermark: Option<i64>,
+    idle: bool,
+    ended: bool,
+}
+
+/// The combined watermark status over channels.
+fn combined(channels: &[ChannelState]) -> Option<Watermark> {
+    let mut min: Option<i64> = None;
+    let mut any_active = false;
+    let mut any_idle = false;
+    for c in channels.iter().filter(|c| !c.ended) {
+        if c.idle {
+            any_idle = true;
+            continue;
+        }
+        any_active = true;
+        match c.watermark {
+            None => return None,
+            Some(w) => min = Some(min.map_or(w, |m| m.min(w))),
+        }
+    }
+    if any_active {
+        min.map(Watermark::EventTime)
+    } else if any_idle {
+        Some(Watermark::Idle)
+    } else {
+        None
+    }
+}
+
+async fn run_channel_task(
+    mut rx: Receiver,
+    inputs: Vec<usize>,
+    mut chain: OperatorChain,
+    mut tail: Tail,
+    tick: Duration,
+) -> Result<()> {
+    let mut channels: Vec<ChannelState> = inputs
+        .iter()
+        .map(|&input| ChannelState {
+            input,
+            ..Default::default()
+        })
+        .collect();
+    let mut forwarded: Option<Watermark> = None;
+    let mut current: Option<i64> = None;
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while channels.iter().any(|c| !c.ended) {
+        tokio::select! {
+            env = rx.recv() => {
+                let Some(env) = env else {
+                    return Err(WeirError::Execution(
+                        "an upstream task stopped without end of stream".into(),
+                    ));
+                };
+                let Some(state) = channels.get_mut(env.from) else {
+                    return Err(WeirError::Internal(format!("message from unknown channel {}", env.from)));
+                };
+                match env.message {
+                    Message::Batch(b) => {
+                        let input = state.input;
+                        if state.idle {
+                            state.idle = false;
+                        }
+                        let outs = chain.feed(0, vec![Output::Batch(b)], None, input)?;
+                        tail.emit(outs).await?;
+                        continue;
+                    }
+                    Message::Watermark(Watermark::EventTime(w)) => {
+                        state.idle = false;
+                        state.watermark = Some(state.watermark.map_or(w, |c| c.max(w)));
+                    }
+                    Message::Watermark(Watermark::Idle) => state.idle = true,
+                    Message::Barrier(_) => continue,
+                    Message::EndOfStream => state.ended = true,
+                }
+                let status = combined(&channels);
+                match status {
+                    Some(Watermark::EventTime(w)) if current.is_none_or(|c| w > c) => {
+                        current = Some(w);
+                        forwarded = status;
+                        let outs = chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
+                        tail.emit(outs).await?;
+                    }
+                    Some(Watermark::Idle) if forwarded != Some(Watermark::Idle) => {
+                        forwarded = status;
+                        let outs = chain.feed(0, vec![Output::Watermark(Watermark::Idle)], None, 0)?;
+                        tail.emit(outs).await?;
+                    }
+                    _ => {}
+                }
+            }
+            _ = ticker.tick() => {
+                let outs = chain.tick(Instant::now())?;
+                tail.emit(outs).await?;
+            }
+        }
+    }
+    let outs = chain.end()?;
+    tail.emit(outs).await?;
+    tail.end().await
+}
+
+#[cfg(test)]
+mod tests;
