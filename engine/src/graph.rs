@@ -142,9 +142,7 @@ impl JobGraph {
     /// parallelism becomes a rebalance edge.
     pub fn connect(&mut self, from: NodeId, to: NodeId, partitioning: Partitioning) {
         let partitioning = match partitioning {
-            Partitioning::Forward
-                if self.nodes[from].parallelism != self.nodes[to].parallelism =>
-            {
+            Partitioning::Forward if self.nodes[from].parallelism != self.nodes[to].parallelism => {
                 Partitioning::Rebalance
             }
             p => p,

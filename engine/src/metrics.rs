@@ -113,10 +113,13 @@ pub enum NodeRole {
     Sink,
 }
 
+/// Metrics of one subtask with the role of its node.
+pub type RoleMetrics = (NodeRole, Arc<OperatorMetrics>);
+
 /// All metrics of a running job.
 #[derive(Debug, Default, Clone)]
 pub struct MetricsRegistry {
-    entries: Arc<Mutex<Vec<(NodeRole, Arc<OperatorMetrics>)>>>,
+    entries: Arc<Mutex<Vec<RoleMetrics>>>,
 }
 
 /// Totals over a job's metrics at one moment.
@@ -143,7 +146,7 @@ impl MetricsRegistry {
     }
 
     /// All registered metrics with their roles.
-    pub fn all(&self) -> Vec<(NodeRole, Arc<OperatorMetrics>)> {
+    pub fn all(&self) -> Vec<RoleMetrics> {
         self.entries.lock().clone()
     }
 

@@ -123,7 +123,10 @@ mod tests {
         let parts = p.partition(&batch).expect("partition");
         let total: usize = parts.iter().map(|(_, b)| b.num_rows()).sum();
         assert_eq!(total, 1000);
-        assert!(parts.len() > 1, "37 keys over 4 partitions use more than one");
+        assert!(
+            parts.len() > 1,
+            "37 keys over 4 partitions use more than one"
+        );
         let mut seen = std::collections::HashMap::new();
         for (part, b) in &parts {
             let ks = b
@@ -137,7 +140,9 @@ mod tests {
             }
         }
         // Deterministic across instances.
-        let again = HashPartitioner::new(vec![0], 4).assign(&batch).expect("assign");
+        let again = HashPartitioner::new(vec![0], 4)
+            .assign(&batch)
+            .expect("assign");
         assert_eq!(again, p.assign(&batch).expect("assign"));
     }
 }

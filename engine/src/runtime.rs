@@ -107,7 +107,7 @@ impl Job {
 
         // One receiver per subtask of every chain that starts with an
         // operator or sink, and the list of input channels it has.
-        let mut receivers: Vec<Vec<Option<(Sender, Receiver, Vec<usize>)>>> = Vec::new();
+        let mut receivers: Vec<Vec<Option<TaskInput>>> = Vec::new();
         for c in &chains {
             let head = c.nodes[0];
             let mut per_subtask = Vec::new();
@@ -163,7 +163,9 @@ impl Job {
                         let op = f
                             .create(subtask, c.parallelism)
                             .map_err(|e| e.context(format!("creating {}", node.name)))?;
-                        let metrics = self.metrics.register(NodeRole::Operator, &node.name, subtask);
+                        let metrics =
+                            self.metrics
+                                .register(NodeRole::Operator, &node.name, subtask);
                         ops.push(ChainedOperator {
                             op,
                             ctx: OperatorContext {
@@ -280,10 +282,13 @@ impl Job {
                 Err(e) => Err(WeirError::Internal(format!("task panicked: {e}"))),
             };
             if let Err(e) = result {
-                let secondary = matches!(&e, WeirError::Execution(m) if m == "downstream channel closed");
+                let secondary =
+                    matches!(&e, WeirError::Execution(m) if m == "downstream channel closed");
                 match &first_error {
                     None => first_error = Some(e),
-                    Some(WeirError::Execution(m)) if m == "downstream channel closed" && !secondary => {
+                    Some(WeirError::Execution(m))
+                        if m == "downstream channel closed" && !secondary =>
+                    {
                         first_error = Some(e)
                     }
                     _ => {}
@@ -310,6 +315,10 @@ async fn run_source_task(
         .map_err(|e| e.context(format!("source {name}")))?;
     ctx.end().await
 }
+
+/// The channel a task reads: a sender to clone for upstream tasks, the
+/// receiver, and the input index of each of its channels.
+type TaskInput = (Sender, Receiver, Vec<usize>);
 
 /// An operator with its context, inside a chain.
 struct ChainedOperator {
@@ -348,7 +357,9 @@ impl OperatorChain {
                         op.op
                             .process_batch(b, &mut op.ctx, &mut out)
                             .map_err(|e| e.context(&op.ctx.node))?;
-                        op.ctx.metrics.record_latency_ns(t.elapsed().as_nanos() as u64);
+                        op.ctx
+                            .metrics
+                            .record_latency_ns(t.elapsed().as_nanos() as u64);
                     }
                     Output::Watermark(Watermark::EventTime(w)) => {
                         if op.ctx.watermark.is_none_or(|c| w > c) {
@@ -556,7 +567,9 @@ impl RuntimeSourceOutput {
 #[async_trait]
 impl SourceOutput for RuntimeSourceOutput {
     async fn batch(&mut self, split: usize, batch: RecordBatch) -> Result<()> {
-        let outs = self.chain.feed(0, vec![Output::Batch(batch)], Some(split), 0)?;
+        let outs = self
+            .chain
+            .feed(0, vec![Output::Batch(batch)], Some(split), 0)?;
         self.tail.emit(outs).await?;
         self.maybe_tick().await
     }

@@ -113,8 +113,12 @@ impl SourceContext {
     /// Counts a malformed record and logs it with its position (the first
     /// hundred per subtask in full, then every thousandth).
     pub fn report_malformed(&self, record: MalformedRecord) {
-        let n = self.metrics.malformed_records.fetch_add(1, Ordering::Relaxed) + 1;
-        if n <= self.malformed_log_limit || n % 1000 == 0 {
+        let n = self
+            .metrics
+            .malformed_records
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if n <= self.malformed_log_limit || n.is_multiple_of(1000) {
             tracing::warn!(
                 location = %record.location,
                 reason = %record.reason,

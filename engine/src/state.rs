@@ -122,7 +122,8 @@ impl OperatorState {
             let mut metadata = schema.metadata().clone();
             metadata.remove(NAME_KEY);
             let clean = Arc::new(schema.as_ref().clone().with_metadata(metadata));
-            let batch = arrow::compute::concat_batches(&schema, &batches)?.with_schema(clean)?;
+            let batch = arrow::compute::concat_batches(&schema, &batches)?;
+            let batch = RecordBatch::try_new(clean, batch.columns().to_vec())?;
             state.put(name, batch)?;
             pos = end;
         }

@@ -108,8 +108,16 @@ impl Sink for CollectSink {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let k = batch.column(0).as_any().downcast_ref::<Int64Array>().expect("k");
-        let v = batch.column(1).as_any().downcast_ref::<Int64Array>().expect("v");
+        let k = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("k");
+        let v = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("v");
         let mut rows = self.collected.rows.lock();
         for i in 0..batch.num_rows() {
             rows.push((self.subtask, k.value(i), v.value(i)));
@@ -138,19 +146,28 @@ impl Operator for AddOne {
         _ctx: &mut OperatorContext,
         out: &mut Collector,
     ) -> Result<()> {
-        let v = batch.column(1).as_any().downcast_ref::<Int64Array>().expect("v");
+        let v = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("v");
         let plus: Int64Array = v.iter().map(|x| x.map(|x| x + 1)).collect();
         self.max = self.max.max(arrow::compute::max(&plus).unwrap_or(i64::MIN));
-        out.collect(RecordBatch::try_new(batch.schema(), vec![batch.column(0).clone(), Arc::new(plus)])?);
+        out.collect(RecordBatch::try_new(
+            batch.schema(),
+            vec![batch.column(0).clone(), Arc::new(plus)],
+        )?);
         out.emit_watermark(self.max);
         Ok(())
     }
 }
 
 fn add_one_factory() -> NodeKind {
-    NodeKind::Operator(Arc::new(|_s: usize, _p: usize| -> Result<Box<dyn Operator>> {
-        Ok(Box::new(AddOne { max: i64::MIN }))
-    }))
+    NodeKind::Operator(Arc::new(
+        |_s: usize, _p: usize| -> Result<Box<dyn Operator>> {
+            Ok(Box::new(AddOne { max: i64::MIN }))
+        },
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +177,13 @@ async fn chained_and_hashed_pipeline_delivers_every_row_to_the_right_subtask() {
         .collect();
     let collected = Collected::default();
     let mut g = JobGraph::new();
-    let src = g.add_node("src", "", 2, NodeKind::Source(Arc::new(VecSourceFactory { batches })), schema());
+    let src = g.add_node(
+        "src",
+        "",
+        2,
+        NodeKind::Source(Arc::new(VecSourceFactory { batches })),
+        schema(),
+    );
     let op = g.add_node("add_one", "", 2, add_one_factory(), schema());
     let sink = g.add_node(
         "sink",
@@ -175,29 +198,52 @@ async fn chained_and_hashed_pipeline_delivers_every_row_to_the_right_subtask() {
     g.connect(src, op, Partitioning::Forward);
     g.connect(op, sink, Partitioning::Hash(vec![0]));
     let chains = g.chains().expect("chains");
-    assert_eq!(chains.len(), 2, "source and map chain; the sink is behind a hash edge");
+    assert_eq!(
+        chains.len(),
+        2,
+        "source and map chain; the sink is behind a hash edge"
+    );
     assert_eq!(chains[0].nodes, vec![src, op]);
 
-    Job::new(g, JobConfig::default()).expect("job").run().await.expect("run");
+    Job::new(g, JobConfig::default())
+        .expect("job")
+        .run()
+        .await
+        .expect("run");
 
     let mut rows = collected.rows.lock().clone();
     assert_eq!(rows.len(), 2 * 1000);
     // Every key went to exactly one sink subtask.
     let mut owner = std::collections::HashMap::new();
     for (s, k, _) in &rows {
-        assert_eq!(*owner.entry(*k).or_insert(*s), *s, "key {k} on two subtasks");
+        assert_eq!(
+            *owner.entry(*k).or_insert(*s),
+            *s,
+            "key {k} on two subtasks"
+        );
     }
     // Exact values: v+1 for both source subtasks.
     let mut values: Vec<i64> = rows.drain(..).map(|r| r.2).collect();
     values.sort_unstable();
-    let mut expected: Vec<i64> = (0..1000).map(|v| v + 1).chain((0..1000).map(|v| v + 1001)).collect();
+    let mut expected: Vec<i64> = (0..1000)
+        .map(|v| v + 1)
+        .chain((0..1000).map(|v| v + 1001))
+        .collect();
     expected.sort_unstable();
     assert_eq!(values, expected);
     assert_eq!(*collected.finished.lock(), 3);
-    // The sinks' final watermark is the minimum over both upstream subtasks' maxima.
+    // Watermarks only advance, and once the upstream subtask with the smaller
+    // maximum (1000) has ended, the other one's (2000) is forwarded.
     for s in 0..3 {
-        let last = collected.watermarks.lock().iter().filter(|w| w.0 == s).map(|w| w.1).max();
-        assert_eq!(last, Some(1000), "subtask {s}");
+        let wms: Vec<i64> = collected
+            .watermarks
+            .lock()
+            .iter()
+            .filter(|w| w.0 == s)
+            .map(|w| w.1)
+            .collect();
+        assert!(wms.windows(2).all(|p| p[0] < p[1]), "subtask {s}: {wms:?}");
+        assert_eq!(wms.last(), Some(&2000), "subtask {s}");
     }
 }
 
@@ -211,7 +257,13 @@ async fn slow_sink_bounds_rows_in_flight() {
         .collect();
     let collected = Collected::default();
     let mut g = JobGraph::new();
-    let src = g.add_node("src", "", 1, NodeKind::Source(Arc::new(VecSourceFactory { batches })), schema());
+    let src = g.add_node(
+        "src",
+        "",
+        1,
+        NodeKind::Source(Arc::new(VecSourceFactory { batches })),
+        schema(),
+    );
     let sink = g.add_node(
         "sink",
         "",
@@ -243,7 +295,10 @@ async fn slow_sink_bounds_rows_in_flight() {
     assert_eq!(collected.rows.lock().len(), 20_000);
     // channel (1 000) + the batch the source is blocked on (100) + the batch in the sink (100)
     assert!(max_in_flight <= 1_200, "in flight: {max_in_flight}");
-    assert!(max_in_flight >= 500, "the channel did fill: {max_in_flight}");
+    assert!(
+        max_in_flight >= 500,
+        "the channel did fill: {max_in_flight}"
+    );
 }
 
 #[test]
@@ -255,52 +310,96 @@ fn combined_watermark_ignores_idle_and_ended_channels() {
         ended,
     };
     // Minimum over active channels.
-    assert_eq!(combined(&[c(Some(10), false, false), c(Some(5), false, false)]), Some(Watermark::EventTime(5)));
+    assert_eq!(
+        combined(&[c(Some(10), false, false), c(Some(5), false, false)]),
+        Some(Watermark::EventTime(5))
+    );
     // A channel without a watermark yet holds everything back.
-    assert_eq!(combined(&[c(Some(10), false, false), c(None, false, false)]), None);
+    assert_eq!(
+        combined(&[c(Some(10), false, false), c(None, false, false)]),
+        None
+    );
     // Idle and ended channels do not hold back.
-    assert_eq!(combined(&[c(Some(10), false, false), c(Some(1), true, false)]), Some(Watermark::EventTime(10)));
-    assert_eq!(combined(&[c(Some(10), false, false), c(None, false, true)]), Some(Watermark::EventTime(10)));
+    assert_eq!(
+        combined(&[c(Some(10), false, false), c(Some(1), true, false)]),
+        Some(Watermark::EventTime(10))
+    );
+    assert_eq!(
+        combined(&[c(Some(10), false, false), c(None, false, true)]),
+        Some(Watermark::EventTime(10))
+    );
     // All idle: idle.
-    assert_eq!(combined(&[c(Some(10), true, false), c(None, true, false)]), Some(Watermark::Idle));
+    assert_eq!(
+        combined(&[c(Some(10), true, false), c(None, true, false)]),
+        Some(Watermark::Idle)
+    );
 }
 
 #[tokio::test]
 async fn a_failing_operator_fails_the_job_with_its_error() {
     struct Fails;
     impl Operator for Fails {
-        fn process_batch(&mut self, _b: RecordBatch, _c: &mut OperatorContext, _o: &mut Collector) -> Result<()> {
+        fn process_batch(
+            &mut self,
+            _b: RecordBatch,
+            _c: &mut OperatorContext,
+            _o: &mut Collector,
+        ) -> Result<()> {
             Err(WeirError::Execution("boom on purpose".into()))
         }
     }
     let batches = vec![vec![(1, 1)]; 10];
     let mut g = JobGraph::new();
-    let src = g.add_node("src", "", 1, NodeKind::Source(Arc::new(VecSourceFactory { batches })), schema());
+    let src = g.add_node(
+        "src",
+        "",
+        1,
+        NodeKind::Source(Arc::new(VecSourceFactory { batches })),
+        schema(),
+    );
     let op = g.add_node(
         "fails",
         "",
         2,
-        NodeKind::Operator(Arc::new(|_s: usize, _p: usize| -> Result<Box<dyn Operator>> { Ok(Box::new(Fails)) })),
+        NodeKind::Operator(Arc::new(
+            |_s: usize, _p: usize| -> Result<Box<dyn Operator>> { Ok(Box::new(Fails)) },
+        )),
         schema(),
     );
     let sink = g.add_node(
         "sink",
         "",
         2,
-        NodeKind::Sink(Arc::new(CollectSinkFactory { collected: Collected::default(), delay: Duration::ZERO })),
+        NodeKind::Sink(Arc::new(CollectSinkFactory {
+            collected: Collected::default(),
+            delay: Duration::ZERO,
+        })),
         schema(),
     );
     g.connect(src, op, Partitioning::Rebalance);
     g.connect(op, sink, Partitioning::Forward);
-    let err = Job::new(g, JobConfig::default()).expect("job").run().await.expect_err("must fail");
+    let err = Job::new(g, JobConfig::default())
+        .expect("job")
+        .run()
+        .await
+        .expect_err("must fail");
     assert!(err.to_string().contains("boom on purpose"), "{err}");
-    assert!(err.to_string().contains("fails"), "names the operator: {err}");
+    assert!(
+        err.to_string().contains("fails"),
+        "names the operator: {err}"
+    );
 }
 
 #[test]
 fn explain_shows_tasks_and_edges() {
     let mut g = JobGraph::new();
-    let src = g.add_node("src", "vec", 2, NodeKind::Source(Arc::new(VecSourceFactory { batches: vec![] })), schema());
+    let src = g.add_node(
+        "src",
+        "vec",
+        2,
+        NodeKind::Source(Arc::new(VecSourceFactory { batches: vec![] })),
+        schema(),
+    );
     let op = g.add_node("agg", "window", 2, add_one_factory(), schema());
     g.connect(src, op, Partitioning::Hash(vec![0]));
     let text = g.explain().expect("explain");
