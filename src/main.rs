@@ -1,1 +1,124 @@
-fn main() {}
+//! The `weir` command line: run, explain and benchmark streaming SQL jobs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use weir_engine::progress::Progress;
+use weir_engine::runtime::{Job, JobConfig};
+use weir_queries::{plan_script, PlanOptions};
+
+/// Weir: a real-time stream processing engine.
+#[derive(Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the statements of a SQL file as one streaming job.
+    Run {
+        /// The .sql file.
+        file: PathBuf,
+        /// Parallelism of sources and keyed operators.
+        #[arg(long, short = 'p', default_value_t = 1)]
+        parallelism: usize,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Prints the plan of a SQL file: logical plans and the dataflow graph.
+    Explain {
+        /// The .sql file.
+        file: PathBuf,
+        /// Parallelism of sources and keyed operators.
+        #[arg(long, short = 'p', default_value_t = 1)]
+        parallelism: usize,
+    },
+    /// Measures throughput and latency of Nexmark queries.
+    Bench(weir_benches::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(file: &PathBuf) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("weir-worker")
+        .build()?;
+    match cli.command {
+        Command::Explain { file, parallelism } => {
+            let sql = read(&file)?;
+            let options = PlanOptions {
+                parallelism,
+                ..PlanOptions::new()
+            };
+            let job = plan_script(&sql, &options).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            print!("{}", job.explain()?);
+            Ok(())
+        }
+        Command::Run {
+            file,
+            parallelism,
+            quiet,
+        } => {
+            let sql = read(&file)?;
+            let options = PlanOptions {
+                parallelism,
+                ..PlanOptions::new()
+            };
+            let planned = plan_script(&sql, &options).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let job = Job::new(planned.graph, JobConfig::default())?;
+            let metrics = job.metrics();
+            let cancel = job.cancel_handle();
+            runtime.block_on(async move {
+                let mut progress = Progress::new(metrics);
+                let handle = tokio::spawn(job.run());
+                tokio::pin!(handle);
+                let mut ticker = tokio::time::interval(Duration::from_secs(1));
+                ticker.tick().await;
+                let result = loop {
+                    tokio::select! {
+                        r = &mut handle => break r,
+                        _ = ticker.tick() => if !quiet { eprintln!("{}", progress.line()) },
+                        _ = tokio::signal::ctrl_c() => {
+                            eprintln!("[weir] interrupted: stopping sources and draining");
+                            cancel.cancel();
+                        }
+                    }
+                };
+                if !quiet {
+                    eprint!("{}", progress.summary());
+                }
+                match result {
+                    Ok(r) => r.map_err(anyhow::Error::from),
+                    Err(e) => Err(anyhow::anyhow!("job task failed: {e}")),
+                }
+            })
+        }
+        Command::Bench(args) => runtime.block_on(weir_benches::run(args)),
+    }
+}

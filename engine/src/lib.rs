@@ -25,6 +25,7 @@ pub mod message;
 pub mod metrics;
 pub mod operator;
 pub mod partition;
+pub mod progress;
 pub mod runtime;
 pub mod sink;
 pub mod source;
