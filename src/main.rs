@@ -119,6 +119,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             })
         }
-        Command::Bench(args) => runtime.block_on(weir_benches::run(args)),
+        Command::Bench(args) => {
+            // One worker thread: the figures are per core.
+            drop(runtime);
+            let one_core = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            one_core.block_on(weir_benches::run(args))
+        }
     }
 }

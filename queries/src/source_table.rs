@@ -1,0 +1,225 @@
+//! Source pipelines of tables (source, computed columns, watermark
+//! assigner) and sinks of tables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, Schema, TimeUnit};
+use datafusion_common::DFSchema;
+use datafusion_expr::{cast, Expr};
+use datafusion_physical_expr::create_physical_expr;
+use datafusion_sql::planner::{PlannerContext, SqlToRel};
+use weir_connectors::{ConnectorRegistry, TableDescriptor};
+use weir_dialect::ColumnDef;
+use weir_engine::graph::{NodeKind, Partitioning};
+use weir_engine::operator::Operator;
+use weir_engine::sink::SinkFactory;
+use weir_engine::{Result, WeirError};
+use weir_operators::watermark_assigner::WatermarkAssigner;
+
+use crate::catalog::{Catalog, TableDef};
+use crate::lower::{Lowerer, Stream};
+
+/// Options the planner consumes from a table's WITH clause (not passed to the connector).
+pub const PLANNER_OPTIONS: [&str; 1] = ["scan.watermark.idle-timeout"];
+
+/// Plans the source and sink sides of tables.
+pub struct SourceTablePlanner<'a> {
+    /// Connectors by name.
+    pub registry: &'a ConnectorRegistry,
+    /// The catalog (for planning computed columns and watermarks).
+    pub catalog: &'a Catalog,
+    /// Default idle timeout of sources (`SET 'table.exec.source.idle-timeout'`).
+    pub default_idle_timeout: Option<Duration>,
+}
+
+/// Parses a Flink duration: `5 s`, `500ms`, `1 min`, `2h`, or a number of milliseconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.trim().parse().ok()?;
+    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000.0,
+        "min" | "mins" | "minute" | "minutes" | "m" => n * 60_000.0,
+        "h" | "hour" | "hours" => n * 3_600_000.0,
+        "d" | "day" | "days" => n * 86_400_000.0,
+        _ => return None,
+    };
+    (ms >= 0.0).then(|| Duration::from_millis(ms as u64))
+}
+
+impl<'a> SourceTablePlanner<'a> {
+    fn descriptor(&self, table: &TableDef) -> TableDescriptor {
+        TableDescriptor {
+            name: table.ddl.name.clone(),
+            schema: table.physical_schema.clone(),
+            options: table.options.clone(),
+        }
+    }
+
+    /// Creates the sink factory of a table.
+    pub fn sink(&self, table: &TableDef) -> Result<Arc<dyn SinkFactory>> {
+        self.registry
+            .sink(&self.descriptor(table))
+            .map_err(|e| e.context(format!("line {}", table.ddl.line)))
+    }
+
+    /// Adds the source pipeline of `table` to the graph.
+    pub fn lower_source(
+        &self,
+        lowerer: &mut Lowerer<'_>,
+        table: &TableDef,
+        parallelism: usize,
+    ) -> Result<Stream> {
+        let line = table.ddl.line;
+        let name = &table.ddl.name;
+        let perr = |m: String| WeirError::Plan(format!("line {line}: table {name}: {m}"));
+        let factory = self
+            .registry
+            .source(&self.descriptor(table))
+            .map_err(|e| e.context(format!("line {line}")))?;
+        let node = lowerer.graph.add_node(
+            format!("source:{name}"),
+            factory.describe(),
+            parallelism,
+            NodeKind::Source(factory),
+            table.physical_schema.clone(),
+        );
+        let physical_df = Arc::new(
+            DFSchema::try_from_qualified_schema(name.as_str(), &table.physical_schema)
+                .map_err(|e| perr(e.to_string()))?,
+        );
+        let full_df = Arc::new(
+            DFSchema::try_from_qualified_schema(name.as_str(), &table.schema)
+                .map_err(|e| perr(e.to_string()))?,
+        );
+        let mut stream = Stream {
+            node,
+            schema: physical_df.clone(),
+            parallelism,
+            windows: Default::default(),
+        };
+        let planner = SqlToRel::new(self.catalog);
+        // Computed columns: project physical -> declared columns.
+        let computed = table
+            .ddl
+            .columns
+            .iter()
+            .any(|c| matches!(c, ColumnDef::Computed { .. }));
+        if computed {
+            let mut exprs = Vec::new();
+            for c in &table.ddl.columns {
+                match c {
+                    ColumnDef::Physical { name: col, .. } => {
+                        exprs.push(Expr::Column(datafusion_common::Column::new(
+                            Some(name.as_str()),
+                            col,
+                        )))
+                    }
+                    ColumnDef::Computed { name: col, expr, .. } => {
+                        let e = planner
+                            .sql_to_expr(expr.clone(), &physical_df, &mut PlannerContext::new())
+                            .map_err(|e| perr(format!("computed column {col}: {e}")))?;
+                        let e = coerce(e, &physical_df).map_err(|e| perr(format!("computed column {col}: {e}")))?;
+                        exprs.push(e.alias(col))
+                    }
+                    ColumnDef::Metadata { name: col, .. } => {
+                        return Err(perr(format!(
+                            "METADATA column {col} is not supported by this connector"
+                        )))
+                    }
+                }
+            }
+            stream = lowerer.project(&stream, &exprs, full_df.clone(), "computed_columns")?;
+        }
+        stream.schema = full_df.clone();
+        // Watermark assigner, chained to the source.
+        if let Some(wm) = &table.ddl.watermark {
+            let e = planner
+                .sql_to_expr(wm.expr.clone(), &full_df, &mut PlannerContext::new())
+                .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
+            let e = coerce(cast(e, DataType::Timestamp(TimeUnit::Millisecond, None)), &full_df)
+                .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
+            let physical = create_physical_expr(&e, &full_df, &Default::default())
+                .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
+            let idle = match table.ddl.options.iter().find(|(k, _)| k == "scan.watermark.idle-timeout") {
+                Some((_, v)) => Some(parse_duration(v).ok_or_else(|| {
+                    perr(format!("'scan.watermark.idle-timeout' = '{v}' is not a duration"))
+                })?),
+                None => self.default_idle_timeout,
+            };
+            let description = format!("WATERMARK FOR {} AS {}", wm.column, wm.expr);
+            let factory = Arc::new(move |_s: usize, _p: usize| -> Result<Box<dyn Operator>> {
+                Ok(Box::new(WatermarkAssigner::new(physical.clone(), idle)))
+            });
+            let schema = stream.schema.clone();
+            let _ = Partitioning::Forward;
+            stream = lowerer.add_operator(&stream, "watermark", description, schema, factory);
+        }
+        Ok(stream)
+    }
+}
+
+/// Applies DataFusion's type coercion to a standalone expression.
+fn coerce(e: Expr, schema: &DFSchema) -> datafusion_common::Result<Expr> {
+    use datafusion_common::tree_node::TreeNode;
+    use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
+    e.rewrite(&mut TypeCoercionRewriter::new(schema)).map(|t| t.data)
+}
+
+/// The Arrow schema of a table's physical columns and of all its columns.
+pub fn table_schemas(
+    ddl: &weir_dialect::CreateTable,
+    catalog: &Catalog,
+) -> Result<(Arc<Schema>, Arc<Schema>)> {
+    let line = ddl.line;
+    let mut physical = Vec::new();
+    for c in &ddl.columns {
+        if let ColumnDef::Physical {
+            name,
+            data_type,
+            nullable,
+            ..
+        } = c
+        {
+            let t = crate::types::arrow_type(data_type)
+                .map_err(|e| e.context(format!("line {line}: column {name}")))?;
+            physical.push(arrow::datatypes::Field::new(name, t, *nullable));
+        }
+    }
+    let physical = Arc::new(Schema::new(physical));
+    let physical_df = DFSchema::try_from_qualified_schema(ddl.name.as_str(), &physical)
+        .map_err(|e| WeirError::Plan(format!("line {line}: {e}")))?;
+    let planner = SqlToRel::new(catalog);
+    let mut all = Vec::new();
+    for c in &ddl.columns {
+        match c {
+            ColumnDef::Physical { name, .. } => {
+                let f = physical
+                    .field_with_name(name)
+                    .map_err(|e| WeirError::Plan(format!("line {line}: {e}")))?;
+                all.push(f.clone());
+            }
+            ColumnDef::Computed { name, expr, .. } => {
+                let e = planner
+                    .sql_to_expr(expr.clone(), &physical_df, &mut PlannerContext::new())
+                    .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
+                let e = coerce(e, &physical_df)
+                    .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
+                let (t, nullable) = e
+                    .data_type_and_nullable(&physical_df)
+                    .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
+                all.push(arrow::datatypes::Field::new(name, t, nullable));
+            }
+            ColumnDef::Metadata {
+                name, data_type, ..
+            } => {
+                let t = crate::types::arrow_type(data_type)?;
+                all.push(arrow::datatypes::Field::new(name, t, true));
+            }
+        }
+    }
+    Ok((physical, Arc::new(Schema::new(all))))
+}
