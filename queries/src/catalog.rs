@@ -41,7 +41,6 @@ pub struct TvfDef {
 pub const WINDOW_COLUMNS: [&str; 3] = ["window_start", "window_end", "window_time"];
 
 /// Tables, views and TVF relations known while planning a script.
-#[derive(Default)]
 pub struct Catalog {
     /// CREATE TABLE definitions by name.
     pub tables: HashMap<String, TableDef>,
@@ -77,7 +76,6 @@ impl Catalog {
         }
         let planners: Vec<Arc<dyn ExprPlanner>> = vec![
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
-            Arc::new(datafusion_functions::planner::UserDefinedFunctionPlanner),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
             Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
@@ -125,7 +123,7 @@ impl Catalog {
             fields.push(Field::new(
                 name,
                 DataType::Timestamp(TimeUnit::Millisecond, None),
-                false,
+                true,
             ));
         }
         Arc::new(Schema::new(fields))
@@ -146,9 +144,6 @@ struct ViewSource {
 }
 
 impl TableSource for ViewSource {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

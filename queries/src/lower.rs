@@ -19,6 +19,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion_common::{Column, DFSchema, DFSchemaRef};
 use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::expr::AggregateFunction;
 use datafusion_expr::{cast, col, Expr, LogicalPlan};
 use datafusion_physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
@@ -117,7 +118,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
-        create_physical_expr(expr, schema, &self.props).map_err(|e| df_err(self.line, e))
+        create_physical_expr(expr, schema, &self.props, &PhysicalPlanningContext::default()).map_err(|e| df_err(self.line, e))
     }
 
     /// Adds an operator node fed by `input` over a forward edge.

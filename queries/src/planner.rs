@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use datafusion_common::{Column, DFSchema};
-use datafusion_expr::{cast, Expr, LogicalPlan};
+use datafusion_expr::{cast, Expr, ExprSchemable, LogicalPlan};
 use datafusion_optimizer::analyzer::Analyzer;
 use datafusion_optimizer::optimize_projections::OptimizeProjections;
 use datafusion_optimizer::simplify_expressions::SimplifyExpressions;
@@ -272,9 +272,60 @@ fn plan_query(catalog: &Catalog, query: Query, line: usize) -> Result<LogicalPla
         Arc::new(SimplifyExpressions::new()),
         Arc::new(OptimizeProjections::new()),
     ]);
-    optimizer
+    let plan = optimizer
         .optimize(plan, &OptimizerContext::new(), |_, _| {})
-        .map_err(|e| plan_err(line, e))
+        .map_err(|e| plan_err(line, e))?;
+    flink_avg_types(plan).map_err(|e| plan_err(line, e))
+}
+
+/// Flink's `AVG` of an integer column has the column's type (the average is
+/// truncated toward zero); DataFusion's is DOUBLE. Adds a projection above
+/// each such aggregate that casts those columns back, keeping their names.
+fn flink_avg_types(plan: LogicalPlan) -> datafusion_common::Result<LogicalPlan> {
+    use datafusion_common::tree_node::{Transformed, TreeNode};
+    use datafusion_expr::expr::AggregateFunction;
+    use datafusion_expr::logical_plan::Projection;
+    plan.transform_up(|node| {
+        let LogicalPlan::Aggregate(agg) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let ngroups = agg.group_expr.len();
+        let mut casts: Vec<(usize, arrow::datatypes::DataType)> = Vec::new();
+        for (i, e) in agg.aggr_expr.iter().enumerate() {
+            let inner = match e {
+                Expr::Alias(a) => a.expr.as_ref(),
+                other => other,
+            };
+            if let Expr::AggregateFunction(AggregateFunction { func, params }) = inner {
+                if func.name().eq_ignore_ascii_case("avg") {
+                    if let Some(arg) = params.args.first() {
+                        let t = arg.get_type(agg.input.schema())?;
+                        if t.is_integer() {
+                            casts.push((ngroups + i, t));
+                        }
+                    }
+                }
+            }
+        }
+        if casts.is_empty() {
+            return Ok(Transformed::no(node));
+        }
+        let schema = agg.schema.clone();
+        let exprs: Vec<Expr> = schema
+            .iter()
+            .enumerate()
+            .map(|(i, (q, f))| {
+                let c = Expr::Column(Column::from((q, f)));
+                match casts.iter().find(|(j, _)| *j == i) {
+                    Some((_, t)) => cast(c, t.clone()).alias_qualified(q.cloned(), f.name()),
+                    None => c,
+                }
+            })
+            .collect();
+        let projection = Projection::try_new(exprs, Arc::new(node))?;
+        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+    })
+    .map(|t| t.data)
 }
 
 /// Casts and renames the query's columns to the sink table's columns.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion_common::DFSchema;
-use datafusion_expr::{cast, Expr};
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::{cast, Expr, ExprSchemable};
 use datafusion_physical_expr::create_physical_expr;
 use datafusion_sql::planner::{PlannerContext, SqlToRel};
 use weir_connectors::{ConnectorRegistry, TableDescriptor};
@@ -142,7 +143,7 @@ impl<'a> SourceTablePlanner<'a> {
                 .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
             let e = coerce(cast(e, DataType::Timestamp(TimeUnit::Millisecond, None)), &full_df)
                 .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
-            let physical = create_physical_expr(&e, &full_df, &Default::default())
+            let physical = create_physical_expr(&e, &full_df, &Default::default(), &PhysicalPlanningContext::default())
                 .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
             let idle = match table.ddl.options.iter().find(|(k, _)| k == "scan.watermark.idle-timeout") {
                 Some((_, v)) => Some(parse_duration(v).ok_or_else(|| {
@@ -208,10 +209,14 @@ pub fn table_schemas(
                     .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
                 let e = coerce(e, &physical_df)
                     .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
-                let (t, nullable) = e
-                    .data_type_and_nullable(&physical_df)
+                let (_, field) = e
+                    .to_field(&physical_df)
                     .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
-                all.push(arrow::datatypes::Field::new(name, t, nullable));
+                all.push(arrow::datatypes::Field::new(
+                    name,
+                    field.data_type().clone(),
+                    field.is_nullable(),
+                ));
             }
             ColumnDef::Metadata {
                 name, data_type, ..
