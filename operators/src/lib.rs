@@ -1,1 +1,31 @@
-//! placeholder
+//! # weir-operators: Weir's built-in operators
+//!
+//! One operator per module, each implementing
+//! [`weir_engine::operator::Operator`] on Arrow record batches:
+//!
+//! - [`filter::FilterOperator`] and [`project::ProjectOperator`], stateless
+//!   `WHERE` and `SELECT` lists over DataFusion [`PhysicalExpr`]s;
+//! - [`watermark_assigner::WatermarkAssigner`], Flink's
+//!   `WATERMARK FOR ts AS <expr>`, per source split, with idleness;
+//! - [`window_assigner::WindowAssigner`], the window TVFs (`TUMBLE`, `HOP`,
+//!   `CUMULATE`) used without aggregation;
+//! - [`window_aggregate::WindowAggregate`] and
+//!   [`session_window_aggregate::SessionWindowAggregate`], window TVF
+//!   aggregation with DataFusion accumulators, final results only.
+//!
+//! [`window`] holds the window definitions shared by them.
+//!
+//! [`PhysicalExpr`]: datafusion_physical_expr::PhysicalExpr
+
+pub mod filter;
+pub mod project;
+pub mod session_window_aggregate;
+pub mod watermark_assigner;
+pub mod window;
+pub mod window_aggregate;
+pub mod window_assigner;
+
+mod groups;
+#[cfg(test)]
+mod test_util;
+mod util;
