@@ -1,1 +1,155 @@
-//! placeholder
+//! # weir-connectors: where Weir's data comes from and goes to
+//!
+//! A connector turns a `CREATE TABLE … WITH ('connector' = '…', …)` into a
+//! [`SourceFactory`] (the table is read) or a [`SinkFactory`] (the table is
+//! written). The planner hands each table to the [`ConnectorRegistry`] as a
+//! [`TableDescriptor`]; the registry picks the connector named by the
+//! `'connector'` option, which parses the remaining options once into a typed
+//! struct and validates the declared columns. Unknown options are errors.
+//!
+//! | `'connector'` | source | sink | module |
+//! |---|---|---|---|
+//! | `nexmark` | yes | – | [`nexmark`] |
+//! | `filesystem` | JSON lines, CSV, Parquet | JSON lines, CSV, Parquet | [`filesystem`] |
+//! | `print` | – | yes | [`print`] |
+//! | `blackhole` | – | yes | [`blackhole`] |
+//!
+//! The record formats (JSON lines, CSV) live in [`format`], shared by the
+//! filesystem connector and by the message-queue connectors to come.
+//!
+//! Errors are [`WeirError::Config`] with messages that name the table, the
+//! option and what was expected, e.g.
+//! `table bid: unknown option 'evnets.num' for connector 'nexmark' (did you mean 'events.num'? known: …)`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use weir_engine::sink::SinkFactory;
+use weir_engine::source::SourceFactory;
+use weir_engine::{Result, WeirError};
+
+pub mod blackhole;
+pub mod filesystem;
+pub mod format;
+pub mod nexmark;
+pub mod options;
+pub mod print;
+
+pub use filesystem::{FilesystemConnector, FilesystemOptions};
+pub use nexmark::{generate_batches, NexmarkConnector, NexmarkOptions, NexmarkTable};
+
+/// What the planner knows about a `CREATE TABLE` when asking for a connector.
+#[derive(Debug, Clone)]
+pub struct TableDescriptor {
+    /// The table's name (used in error messages).
+    pub name: String,
+    /// Physical columns only (no computed columns), in declared order, with
+    /// Arrow types: `TIMESTAMP(3)` is `Timestamp(Millisecond, None)`,
+    /// `STRING` is `Utf8`, `BIGINT` `Int64`, `INT` `Int32`, `DOUBLE`
+    /// `Float64`, `BOOLEAN` `Boolean`, `DECIMAL(p,s)` `Decimal128(p,s)`,
+    /// `DATE` `Date32`.
+    pub schema: SchemaRef,
+    /// `WITH` options as written (`'connector'` included), keys exact.
+    pub options: BTreeMap<String, String>,
+}
+
+/// A connector: makes sources and/or sinks for the tables that name it.
+pub trait Connector: Send + Sync {
+    /// The value of the `'connector'` option that selects this connector.
+    fn name(&self) -> &str;
+
+    /// A source factory reading `table`. By default the connector cannot be
+    /// read: a [`WeirError::Config`] says so.
+    fn source(&self, table: &TableDescriptor) -> Result<Arc<dyn SourceFactory>> {
+        Err(WeirError::Config(format!(
+            "table {}: connector '{}' cannot be used as a source",
+            table.name,
+            self.name()
+        )))
+    }
+
+    /// A sink factory writing `table`. By default the connector cannot be
+    /// written: a [`WeirError::Config`] says so.
+    fn sink(&self, table: &TableDescriptor) -> Result<Arc<dyn SinkFactory>> {
+        Err(WeirError::Config(format!(
+            "table {}: connector '{}' cannot be used as a sink",
+            table.name,
+            self.name()
+        )))
+    }
+}
+
+/// Connectors by name (the value of the `'connector'` option).
+#[derive(Clone, Default)]
+pub struct ConnectorRegistry {
+    connectors: BTreeMap<String, Arc<dyn Connector>>,
+}
+
+impl std::fmt::Debug for ConnectorRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorRegistry")
+            .field("connectors", &self.names())
+            .finish()
+    }
+}
+
+impl ConnectorRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with Weir's built-in connectors: `nexmark`, `filesystem`,
+    /// `print` and `blackhole`.
+    pub fn with_defaults() -> Self {
+        let mut r = Self::new();
+        r.register(Arc::new(nexmark::NexmarkConnector));
+        r.register(Arc::new(filesystem::FilesystemConnector));
+        r.register(Arc::new(print::PrintConnector));
+        r.register(Arc::new(blackhole::BlackholeConnector));
+        r
+    }
+
+    /// Adds a connector, replacing any with the same name.
+    pub fn register(&mut self, connector: Arc<dyn Connector>) {
+        self.connectors
+            .insert(connector.name().to_string(), connector);
+    }
+
+    /// The source factory for `table`, from the connector its `'connector'`
+    /// option names.
+    pub fn source(&self, table: &TableDescriptor) -> Result<Arc<dyn SourceFactory>> {
+        self.lookup(table)?.source(table)
+    }
+
+    /// The sink factory for `table`, from the connector its `'connector'`
+    /// option names.
+    pub fn sink(&self, table: &TableDescriptor) -> Result<Arc<dyn SinkFactory>> {
+        self.lookup(table)?.sink(table)
+    }
+
+    /// The registered connector names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.connectors.keys().cloned().collect()
+    }
+
+    fn lookup(&self, table: &TableDescriptor) -> Result<&Arc<dyn Connector>> {
+        let name = table.options.get("connector").ok_or_else(|| {
+            WeirError::Config(format!("table {}: 'connector' is missing", table.name))
+        })?;
+        if let Some(c) = self.connectors.get(name.as_str()) {
+            return Ok(c);
+        }
+        let names = self.names();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hint = options::closest(name, &known)
+            .map(|k| format!("did you mean '{k}'? "))
+            .unwrap_or_default();
+        Err(WeirError::Config(format!(
+            "table {}: unknown connector '{name}' ({hint}known: {})",
+            table.name,
+            names.join(", ")
+        )))
+    }
+}

@@ -1,0 +1,378 @@
+//! JSON: one object per record (JSON lines in files, one object per message
+//! in queues) decoded straight into Arrow builders for a declared schema.
+//!
+//! Semantics follow Flink's `json` format: fields are matched to columns by
+//! exact name; a missing field is NULL (an error with
+//! `'json.fail-on-missing-field'`); fields that are not columns are ignored;
+//! a value of the wrong type is an error for the record. Lenient conversions
+//! as Flink's: numbers and booleans written as strings (`"42"`, `"true"`)
+//! are read; any value read into a `STRING` column keeps its JSON text.
+//! Timestamps are strings in SQL or ISO-8601 form or epoch-millisecond
+//! numbers; decimals are numbers or strings.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use weir_engine::Result;
+
+use super::columns::{truncate, Cell, Kind, RowBuilder};
+use super::JsonOptions;
+
+/// Decodes JSON records into batches of a declared schema.
+pub struct JsonDecoder {
+    builder: RowBuilder,
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    options: JsonOptions,
+}
+
+impl JsonDecoder {
+    /// A decoder for `schema`. Unsupported column types are a
+    /// [`weir_engine::WeirError::Config`] naming the column.
+    pub fn new(schema: SchemaRef, options: JsonOptions, batch_size: usize) -> Result<Self> {
+        let builder = RowBuilder::new(schema.clone(), "json", batch_size)?;
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Ok(Self {
+            builder,
+            names,
+            index,
+            options,
+        })
+    }
+
+    /// Decodes one record and appends it. Blank input (only whitespace)
+    /// is no record: `Ok(false)`. A malformed record appends nothing and
+    /// returns why.
+    pub fn decode(&mut self, record: &[u8]) -> std::result::Result<bool, String> {
+        if record.iter().all(u8::is_ascii_whitespace) {
+            return Ok(false);
+        }
+        let mut cells: Vec<Cell<'_>> = vec![Cell::Missing; self.names.len()];
+        let mut de = serde_json::Deserializer::from_slice(record);
+        let seed = RowSeed {
+            names: &self.names,
+            index: &self.index,
+            kinds: self.builder.kinds(),
+            cells: &mut cells,
+        };
+        de.deserialize_map(seed).map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        self.builder
+            .push(&mut cells, self.options.fail_on_missing_field)?;
+        Ok(true)
+    }
+
+    /// Rows decoded since the last [`JsonDecoder::flush`].
+    pub fn len(&self) -> usize {
+        self.builder.len()
+    }
+
+    /// True when no row is pending.
+    pub fn is_empty(&self) -> bool {
+        self.builder.is_empty()
+    }
+
+    /// The pending rows as a batch (`None` when there are none).
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        self.builder.finish()
+    }
+}
+
+struct RowSeed<'s, 'de> {
+    names: &'s [String],
+    index: &'s HashMap<String, usize>,
+    kinds: &'s [Kind],
+    cells: &'s mut Vec<Cell<'de>>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(col) = map.next_key_seed(KeySeed {
+            names: self.names,
+            index: self.index,
+        })? {
+            match col {
+                Some(i) => {
+                    self.cells[i] = map.next_value_seed(CellSeed {
+                        kind: &self.kinds[i],
+                        name: &self.names[i],
+                    })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves a key to its column without allocating.
+struct KeySeed<'s> {
+    names: &'s [String],
+    index: &'s HashMap<String, usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        if self.names.len() <= 12 {
+            Ok(self.names.iter().position(|n| n == v))
+        } else {
+            Ok(self.index.get(v).copied())
+        }
+    }
+}
+
+/// Reads one field value as a cell of its column's kind.
+struct CellSeed<'s> {
+    kind: &'s Kind,
+    name: &'s str,
+}
+
+impl CellSeed<'_> {
+    fn err<E: de::Error>(&self, msg: impl fmt::Display) -> E {
+        E::custom(format!("field '{}': {msg}", self.name))
+    }
+    fn wrong<E: de::Error>(&self, found: impl fmt::Display) -> E {
+        self.err(format!("expected {}, found {found}", self.kind.sql_name()))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Cell<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = Cell<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} value", self.kind.sql_name())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Cell::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Cell::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        match self.kind {
+            Kind::Bool => Ok(Cell::Bool(v)),
+            Kind::Utf8 => Ok(Cell::Str(Cow::Borrowed(if v { "true" } else { "false" }))),
+            _ => Err(self.wrong(format_args!("boolean {v}"))),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        self.kind.integer_cell(v.into()).map_err(|m| self.err(m))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        self.kind.integer_cell(v.into()).map_err(|m| self.err(m))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        match self.kind {
+            Kind::F32 | Kind::F64 => Ok(Cell::Float(v)),
+            Kind::Utf8 => Ok(Cell::Str(Cow::Owned(super::text::format_float(v)))),
+            Kind::Decimal(p, s) => super::text::parse_decimal(&format!("{v}"), *p, *s)
+                .map(Cell::Dec)
+                .map_err(|m| self.err(m)),
+            Kind::Timestamp(..) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+                self.kind.integer_cell(v as i128).map_err(|m| self.err(m))
+            }
+            _ => Err(self.wrong(format_args!("number {v}"))),
+        }
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        self.kind
+            .text_cell(Cow::Borrowed(v))
+            .map_err(|m| self.err(m))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        self.kind
+            .text_cell(Cow::Borrowed(v))
+            .map(Cell::into_owned)
+            .map_err(|m| self.err(m))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+        match self.kind {
+            Kind::Utf8 => Ok(Cell::Str(Cow::Owned(v))),
+            _ => self.visit_str(&v),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+        match self.kind {
+            Kind::Utf8 => {
+                let v: serde_json::Value =
+                    serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Cell::Str(Cow::Owned(v.to_string())))
+            }
+            _ => Err(self.wrong("an object")),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Self::Value, A::Error> {
+        match self.kind {
+            Kind::Utf8 => {
+                let v: serde_json::Value =
+                    serde::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Cell::Str(Cow::Owned(v.to_string())))
+            }
+            _ => Err(self.wrong("an array")),
+        }
+    }
+}
+
+/// Describes a record for an error message: its start, shortened.
+pub fn preview(record: &[u8]) -> String {
+    truncate(&String::from_utf8_lossy(record))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMillisecondType};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("ok", DataType::Boolean, true),
+            Field::new("amount", DataType::Decimal128(10, 2), true),
+            Field::new("n", DataType::Int32, false),
+        ]))
+    }
+
+    #[test]
+    fn decodes_fields_by_name_with_flink_conversions() -> Result<()> {
+        let mut d = JsonDecoder::new(schema(), JsonOptions::default(), 16)?;
+        let lines: [&[u8]; 4] = [
+            br#"{"id": 1, "name": "a", "ts": "2026-01-01 00:00:00.123", "ok": true, "amount": 1.5, "n": 1}"#,
+            br#"{"n": 2, "extra": {"x": [1, 2]}, "id": "7", "ts": 1767225600000, "name": {"k": 1}}"#,
+            br#"{"n": 3, "ts": "2026-01-01T00:00:01Z", "name": "esc\"aped", "amount": "-0.005"}"#,
+            b"   ",
+        ];
+        for l in lines {
+            d.decode(l).map_err(weir_engine::WeirError::Internal)?;
+        }
+        let b = d
+            .flush()?
+            .ok_or_else(|| weir_engine::WeirError::Internal("no batch".into()))?;
+        assert_eq!(b.num_rows(), 3);
+        let ids = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!((ids.value(0), ids.value(1), ids.is_null(2)), (1, 7, true));
+        let names = b.column(1).as_string::<i32>();
+        assert_eq!(names.value(1), r#"{"k":1}"#);
+        assert_eq!(names.value(2), "esc\"aped");
+        let ts = b.column(2).as_primitive::<TimestampMillisecondType>();
+        assert_eq!(
+            ts.values().to_vec(),
+            vec![1_767_225_600_123, 1_767_225_600_000, 1_767_225_601_000]
+        );
+        let dec = b
+            .column(4)
+            .as_primitive::<arrow::datatypes::Decimal128Type>();
+        assert_eq!(
+            (dec.value(0), dec.is_null(1), dec.value(2)),
+            (150, true, -1)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_records_say_why_and_append_nothing() -> Result<()> {
+        let mut d = JsonDecoder::new(schema(), JsonOptions::default(), 16)?;
+        let cases: [(&[u8], &str); 6] = [
+            (
+                br#"{"n": 1, "id": "x"}"#,
+                "field 'id': expected BIGINT, found 'x'",
+            ),
+            (
+                br#"{"n": 1, "id": 1.5}"#,
+                "field 'id': expected BIGINT, found number 1.5",
+            ),
+            (
+                br#"{"n": 1, "ts": "yesterday"}"#,
+                "field 'ts': expected TIMESTAMP(3)",
+            ),
+            (
+                br#"{"id": 1}"#,
+                "field 'n' is null but the column is NOT NULL",
+            ),
+            (br#"{"n": 1"#, "EOF"),
+            (br#"[1, 2]"#, "expected a JSON object"),
+        ];
+        for (line, want) in cases {
+            let got = d.decode(line).err().unwrap_or_default();
+            assert!(got.contains(want), "{got:?} should contain {want:?}");
+        }
+        assert_eq!(d.len(), 0);
+        let mut strict = JsonDecoder::new(
+            schema(),
+            JsonOptions {
+                fail_on_missing_field: true,
+                ..JsonOptions::default()
+            },
+            16,
+        )?;
+        let got = strict.decode(br#"{"n": 1}"#).err().unwrap_or_default();
+        assert_eq!(got, "field 'id' is missing");
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Helpers shared by the integration tests: a collecting source output and
+//! a way to run a source subtask to its end.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use weir_connectors::TableDescriptor;
+use weir_engine::metrics::OperatorMetrics;
+use weir_engine::source::{SourceContext, SourceFactory, SourceOutput};
+use weir_engine::{Result, WeirError};
+
+/// Batches a source emitted, with their local split.
+pub type Emitted = Arc<Mutex<Vec<(usize, RecordBatch)>>>;
+
+/// A source output that keeps every batch; optionally sets the cancel flag
+/// after `cancel_after` batches.
+pub struct Collect {
+    pub batches: Emitted,
+    pub cancel: Option<(usize, Arc<AtomicBool>)>,
+}
+
+#[async_trait]
+impl SourceOutput for Collect {
+    async fn batch(&mut self, split: usize, batch: RecordBatch) -> Result<()> {
+        let mut b = self
+            .batches
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?;
+        b.push((split, batch));
+        if let Some((n, flag)) = &self.cancel {
+            if b.len() >= *n {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What running a source subtask produced.
+pub struct Run {
+    pub batches: Vec<(usize, RecordBatch)>,
+    pub metrics: Arc<OperatorMetrics>,
+    pub result: Result<()>,
+    pub split_count: usize,
+}
+
+/// Runs subtask `subtask` of `parallelism` to its end.
+pub async fn run_source(
+    factory: &dyn SourceFactory,
+    subtask: usize,
+    parallelism: usize,
+) -> Result<Run> {
+    run_source_cancelling(factory, subtask, parallelism, None).await
+}
+
+/// Runs a source subtask, cancelling it after `cancel_after` batches.
+pub async fn run_source_cancelling(
+    factory: &dyn SourceFactory,
+    subtask: usize,
+    parallelism: usize,
+    cancel_after: Option<usize>,
+) -> Result<Run> {
+    let mut source = factory.create(subtask, parallelism)?;
+    let batches: Emitted = Arc::default();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(OperatorMetrics::new("t", subtask));
+    let collect = Collect {
+        batches: batches.clone(),
+        cancel: cancel_after.map(|n| (n, cancelled.clone())),
+    };
+    let mut ctx = SourceContext::new(
+        subtask,
+        parallelism,
+        Box::new(collect),
+        metrics.clone(),
+        cancelled,
+    );
+    let result = source.run(&mut ctx).await;
+    let batches = std::mem::take(
+        &mut *batches
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?,
+    );
+    Ok(Run {
+        batches,
+        metrics,
+        result,
+        split_count: source.split_count(),
+    })
+}
+
+/// A table descriptor.
+pub fn table(name: &str, schema: SchemaRef, options: &[(&str, &str)]) -> TableDescriptor {
+    let options: BTreeMap<String, String> = options
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    TableDescriptor {
+        name: name.into(),
+        schema,
+        options,
+    }
+}
+
+/// Every row of `batches` as text (`v1|v2|…`, NULL as `∅`), in order.
+pub fn rows<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>) -> Result<Vec<String>> {
+    let options = FormatOptions::default().with_null("∅");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = fmts.iter().map(|f| f.value(r).to_string()).collect();
+            out.push(cells.join("|"));
+        }
+    }
+    Ok(out)
+}
+
+/// The error message of a result that must be an error.
+pub fn err_text<T>(r: Result<T>) -> String {
+    match r {
+        Ok(_) => "<no error>".into(),
+        Err(e) => e.to_string(),
+    }
+}
