@@ -309,6 +309,11 @@ async fn run_source_task(
     mut ctx: SourceContext,
     name: String,
 ) -> Result<()> {
+    if source.split_count() == 0 {
+        // No splits: nothing will ever come from this subtask, so it must
+        // not hold back the watermark downstream (Flink marks it idle).
+        ctx.declare_idle().await?;
+    }
     source
         .run(&mut ctx)
         .await
@@ -576,6 +581,10 @@ impl SourceOutput for RuntimeSourceOutput {
 
     async fn tick(&mut self) -> Result<()> {
         self.maybe_tick().await
+    }
+
+    async fn idle(&mut self) -> Result<()> {
+        self.tail.watermark(Watermark::Idle).await
     }
 
     async fn end(&mut self) -> Result<()> {

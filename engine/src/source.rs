@@ -50,6 +50,11 @@ pub trait SourceOutput: Send {
         Ok(())
     }
 
+    /// Declares this source subtask idle downstream (it has no splits).
+    async fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Called by the runtime once the source has returned: flush what the
     /// chain holds and signal end of stream downstream.
     async fn end(&mut self) -> Result<()> {
@@ -131,6 +136,12 @@ impl SourceContext {
     /// True once the job is being cancelled: a source should return soon.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Declares this subtask idle downstream: it reads no split, so it must
+    /// not hold back the watermark of the operators after it.
+    pub async fn declare_idle(&mut self) -> Result<()> {
+        self.output.idle().await
     }
 
     /// Signals the end of this source's input to everything downstream

@@ -31,7 +31,6 @@ use weir_engine::{Result, WeirError};
 use weir_operators::filter::FilterOperator;
 use weir_operators::project::ProjectOperator;
 use weir_operators::session_window_aggregate::SessionWindowAggregate;
-use weir_operators::watermark_assigner::WatermarkAssigner;
 use weir_operators::window::{OutputColumn, WindowAggregateConfig, WindowSpec};
 use weir_operators::window_aggregate::WindowAggregate;
 use weir_operators::window_assigner::WindowAssigner;
@@ -49,9 +48,6 @@ struct WindowCols {
 }
 
 impl WindowCols {
-    fn contains(&self, i: usize) -> bool {
-        self.start == Some(i) || self.end == Some(i) || self.time == Some(i)
-    }
     fn any(&self) -> Option<usize> {
         self.start.or(self.end).or(self.time)
     }
@@ -91,6 +87,18 @@ fn plan_err(line: usize, msg: impl std::fmt::Display) -> WeirError {
 
 fn df_err(line: usize, e: datafusion_common::DataFusionError) -> WeirError {
     plan_err(line, e)
+}
+
+impl Stream {
+    /// A stream produced by `node` with no window columns.
+    pub fn new(node: NodeId, schema: DFSchemaRef, parallelism: usize) -> Self {
+        Self {
+            node,
+            schema,
+            parallelism,
+            windows: None,
+        }
+    }
 }
 
 impl<'a> Lowerer<'a> {

@@ -96,12 +96,7 @@ impl<'a> SourceTablePlanner<'a> {
             DFSchema::try_from_qualified_schema(name.as_str(), &table.schema)
                 .map_err(|e| perr(e.to_string()))?,
         );
-        let mut stream = Stream {
-            node,
-            schema: physical_df.clone(),
-            parallelism,
-            windows: Default::default(),
-        };
+        let mut stream = Stream::new(node, physical_df.clone(), parallelism);
         let planner = SqlToRel::new(self.catalog);
         // Computed columns: project physical -> declared columns.
         let computed = table
