@@ -61,7 +61,8 @@ fn main() -> ExitCode {
 }
 
 fn read(file: &PathBuf) -> anyhow::Result<String> {
-    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
+    std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -76,7 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 parallelism,
                 ..PlanOptions::new()
             };
-            let job = plan_script(&sql, &options).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let job = plan_script(&sql, &options)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             print!("{}", job.explain()?);
             Ok(())
         }
@@ -90,7 +92,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 parallelism,
                 ..PlanOptions::new()
             };
-            let planned = plan_script(&sql, &options).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let planned = plan_script(&sql, &options)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let job = Job::new(planned.graph, JobConfig::default())?;
             let metrics = job.metrics();
             let cancel = job.cancel_handle();

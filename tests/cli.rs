@@ -8,7 +8,9 @@ fn weir() -> Command {
 }
 
 fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries/examples/nexmark").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("queries/examples/nexmark")
+        .join(name)
 }
 
 /// Writes `sql` to a temporary .sql file.
@@ -25,7 +27,11 @@ fn explain_shows_tasks_parallelism_and_edges() {
         .arg(example("q5.sql"))
         .output()
         .expect("run weir");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("source:bid"), "{text}");
     assert!(text.contains("watermark"), "{text}");
@@ -43,7 +49,12 @@ fn every_nexmark_example_plans() {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "sql") {
             let out = weir().arg("explain").arg(&path).output().expect("run weir");
-            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             n += 1;
         }
     }
@@ -67,8 +78,16 @@ fn run_writes_exact_window_counts_to_a_file() {
         data.display(),
         out_dir.display()
     );
-    let out = weir().args(["run", "--quiet"]).arg(script(&dir, &sql)).output().expect("run weir");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = weir()
+        .args(["run", "--quiet"])
+        .arg(script(&dir, &sql))
+        .output()
+        .expect("run weir");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut lines: Vec<String> = Vec::new();
     for f in std::fs::read_dir(&out_dir).expect("out dir") {
         let text = std::fs::read_to_string(f.expect("file").path()).expect("read");
@@ -94,10 +113,15 @@ fn run_writes_exact_window_counts_to_a_file() {
 #[test]
 fn unsupported_construct_is_one_line_naming_it_with_nonzero_exit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sql = "CREATE TABLE a (x BIGINT) WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid');\n\
+    let sql =
+        "CREATE TABLE a (x BIGINT) WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid');\n\
                CREATE TABLE b (x BIGINT) WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid');\n\
                SELECT a.x FROM a\n  JOIN b ON a.x = b.x;\n";
-    let out = weir().arg("run").arg(script(&dir, sql)).output().expect("run weir");
+    let out = weir()
+        .arg("run")
+        .arg(script(&dir, sql))
+        .output()
+        .expect("run weir");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("JOIN"), "{err}");
@@ -107,14 +131,21 @@ fn unsupported_construct_is_one_line_naming_it_with_nonzero_exit() {
 
 #[test]
 fn missing_file_and_bad_option_are_clear_errors() {
-    let out = weir().args(["run", "/nonexistent/job.sql"]).output().expect("run weir");
+    let out = weir()
+        .args(["run", "/nonexistent/job.sql"])
+        .output()
+        .expect("run weir");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/job.sql"));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let sql = "CREATE TABLE bid (auction BIGINT) WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'evnets.num' = '10');\n\
                SELECT auction FROM bid;";
-    let out = weir().arg("run").arg(script(&dir, sql)).output().expect("run weir");
+    let out = weir()
+        .arg("run")
+        .arg(script(&dir, sql))
+        .output()
+        .expect("run weir");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("evnets.num"), "{err}");

@@ -59,13 +59,41 @@ const WATERMARK_DELAY_MS: i64 = 4_000;
 
 fn specs() -> Vec<QuerySpec> {
     vec![
-        QuerySpec { name: "q0", sql: include_str!("../../queries/examples/nexmark/q0.sql"), latency_column: None },
-        QuerySpec { name: "q1", sql: include_str!("../../queries/examples/nexmark/q1.sql"), latency_column: None },
-        QuerySpec { name: "q2", sql: include_str!("../../queries/examples/nexmark/q2.sql"), latency_column: None },
-        QuerySpec { name: "q5", sql: include_str!("../../queries/examples/nexmark/q5.sql"), latency_column: Some(3) },
-        QuerySpec { name: "q7", sql: include_str!("../../queries/examples/nexmark/q7.sql"), latency_column: Some(1) },
-        QuerySpec { name: "q11", sql: include_str!("../../queries/examples/nexmark/q11.sql"), latency_column: Some(3) },
-        QuerySpec { name: "q12", sql: include_str!("../../queries/examples/nexmark/q12.sql"), latency_column: Some(3) },
+        QuerySpec {
+            name: "q0",
+            sql: include_str!("../../queries/examples/nexmark/q0.sql"),
+            latency_column: None,
+        },
+        QuerySpec {
+            name: "q1",
+            sql: include_str!("../../queries/examples/nexmark/q1.sql"),
+            latency_column: None,
+        },
+        QuerySpec {
+            name: "q2",
+            sql: include_str!("../../queries/examples/nexmark/q2.sql"),
+            latency_column: None,
+        },
+        QuerySpec {
+            name: "q5",
+            sql: include_str!("../../queries/examples/nexmark/q5.sql"),
+            latency_column: Some(3),
+        },
+        QuerySpec {
+            name: "q7",
+            sql: include_str!("../../queries/examples/nexmark/q7.sql"),
+            latency_column: Some(1),
+        },
+        QuerySpec {
+            name: "q11",
+            sql: include_str!("../../queries/examples/nexmark/q11.sql"),
+            latency_column: Some(3),
+        },
+        QuerySpec {
+            name: "q12",
+            sql: include_str!("../../queries/examples/nexmark/q12.sql"),
+            latency_column: Some(3),
+        },
     ]
 }
 
@@ -95,9 +123,14 @@ async fn generate(events: u64) -> anyhow::Result<(Vec<RecordBatch>, f64)> {
         .ok_or_else(|| anyhow::anyhow!("q0.sql has no bid table"))?;
     let catalog = weir_queries::catalog::Catalog::new();
     let (physical, _) = weir_queries::source_table::table_schemas(&ddl, &catalog)?;
-    let mut options: std::collections::BTreeMap<String, String> = ddl.options.iter().cloned().collect();
+    let mut options: std::collections::BTreeMap<String, String> =
+        ddl.options.iter().cloned().collect();
     options.insert("events.num".into(), events.to_string());
-    let factory = registry.source(&TableDescriptor { name: "bid".into(), schema: physical, options })?;
+    let factory = registry.source(&TableDescriptor {
+        name: "bid".into(),
+        schema: physical,
+        options,
+    })?;
     let mut source = factory.create(0, 1)?;
     let out = Arc::new(Mutex::new(Vec::new()));
     let mut ctx = SourceContext::new(
@@ -127,11 +160,25 @@ async fn run_once(
         offset_ms: WATERMARK_DELAY_MS - 1,
     });
     let mut registry = ConnectorRegistry::with_defaults();
-    registry.register(Arc::new(ReplayConnector { batches: batches.clone(), rate, log: log.clone(), time_column: 5 }));
+    registry.register(Arc::new(ReplayConnector {
+        batches: batches.clone(),
+        rate,
+        log: log.clone(),
+        time_column: 5,
+    }));
     for name in ["print", "blackhole"] {
-        registry.register(Arc::new(BenchSinkConnector { stats: stats.clone(), log: log.clone(), key, name: name.into() }));
+        registry.register(Arc::new(BenchSinkConnector {
+            stats: stats.clone(),
+            log: log.clone(),
+            key,
+            name: name.into(),
+        }));
     }
-    let options = PlanOptions { parallelism: 1, registry: Arc::new(registry), select_sink: None };
+    let options = PlanOptions {
+        parallelism: 1,
+        registry: Arc::new(registry),
+        select_sink: None,
+    };
     let planned = plan_script(spec.sql, &options)?;
     let job = Job::new(planned.graph, JobConfig::default())?;
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -142,7 +189,11 @@ async fn run_once(
         let h = stats.latency_us.lock();
         (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
     });
-    Ok((rows as f64 / secs, stats.rows.load(Ordering::Relaxed), latency))
+    Ok((
+        rows as f64 / secs,
+        stats.rows.load(Ordering::Relaxed),
+        latency,
+    ))
 }
 
 /// Runs the benchmark and prints a table. Must be called on a runtime with
@@ -152,7 +203,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (batches, gen_rate) = generate(args.events).await?;
     let batches = Arc::new(batches);
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    println!("generator: {rows} bid rows, {:.2}M rows/s (generation cost, not in the figures below)", gen_rate / 1e6);
+    println!(
+        "generator: {rows} bid rows, {:.2}M rows/s (generation cost, not in the figures below)",
+        gen_rate / 1e6
+    );
     println!("| query | bid rows | output rows | events/s (1 core) | p50 latency | p99 latency |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut results = Vec::new();
@@ -180,7 +234,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .collect();
             run_once(&spec, Arc::new(subset), Some(half)).await?.2
         };
-        let fmt_us = |us: u64| if us >= 1000 { format!("{:.2} ms", us as f64 / 1000.0) } else { format!("{us} µs") };
+        let fmt_us = |us: u64| {
+            if us >= 1000 {
+                format!("{:.2} ms", us as f64 / 1000.0)
+            } else {
+                format!("{us} µs")
+            }
+        };
         println!(
             "| {} | {} | {} | {:.2}M | {} | {} |",
             spec.name,
@@ -190,7 +250,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             latency.map(|l| fmt_us(l.0)).unwrap_or_else(|| "-".into()),
             latency.map(|l| fmt_us(l.1)).unwrap_or_else(|| "-".into()),
         );
-        results.push(BenchResult { query: spec.name.into(), rows, output_rows: out_rows, rows_per_sec: rate, latency_p50_p99_us: latency });
+        results.push(BenchResult {
+            query: spec.name.into(),
+            rows,
+            output_rows: out_rows,
+            rows_per_sec: rate,
+            latency_p50_p99_us: latency,
+        });
     }
     Ok(())
 }

@@ -71,7 +71,10 @@ impl Connector for ReplayConnector {
         }))
     }
     fn sink(&self, table: &TableDescriptor) -> Result<Arc<dyn SinkFactory>> {
-        Err(WeirError::Config(format!("replay: {} is not a sink", table.name)))
+        Err(WeirError::Config(format!(
+            "replay: {} is not a sink",
+            table.name
+        )))
     }
 }
 
@@ -129,8 +132,11 @@ impl Source for ReplaySource {
             if let Some(rate) = self.rate {
                 let due = start + Duration::from_secs_f64(sent as f64 / rate);
                 tokio::time::sleep_until(due.into()).await;
-                let max = arrow::compute::max(b.column(self.time_column).as_primitive::<TimestampMillisecondType>())
-                    .unwrap_or(i64::MIN);
+                let max = arrow::compute::max(
+                    b.column(self.time_column)
+                        .as_primitive::<TimestampMillisecondType>(),
+                )
+                .unwrap_or(i64::MIN);
                 self.log.entries.lock().push((max, Instant::now()));
             }
             sent += b.num_rows();
@@ -203,7 +209,10 @@ impl Connector for BenchSinkConnector {
         &self.name
     }
     fn source(&self, table: &TableDescriptor) -> Result<Arc<dyn SourceFactory>> {
-        Err(WeirError::Config(format!("bench sink: {} is not a source", table.name)))
+        Err(WeirError::Config(format!(
+            "bench sink: {} is not a source",
+            table.name
+        )))
     }
     fn sink(&self, _table: &TableDescriptor) -> Result<Arc<dyn SinkFactory>> {
         Ok(Arc::new(BenchSinkFactory {
@@ -243,7 +252,9 @@ struct BenchSink {
 impl Sink for BenchSink {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
         let now = Instant::now();
-        self.stats.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.stats
+            .rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         if let Some(LatencyKey { column: None, .. }) = self.key {
             let released = self.log.entries.lock().last().map(|e| e.1);
             if let Some(released) = released {
@@ -253,10 +264,23 @@ impl Sink for BenchSink {
                     .lock()
                     .saturating_record_n(us.max(1), batch.num_rows() as u64);
             }
-        } else if let Some(LatencyKey { column: Some(column), offset_ms }) = self.key {
-            let key = LatencyKey { column: Some(column), offset_ms };
+        } else if let Some(LatencyKey {
+            column: Some(column),
+            offset_ms,
+        }) = self.key
+        {
+            let key = LatencyKey {
+                column: Some(column),
+                offset_ms,
+            };
             let col = batch.column(column);
-            let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None))?;
+            let col = arrow::compute::cast(
+                col,
+                &arrow::datatypes::DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Millisecond,
+                    None,
+                ),
+            )?;
             let times = col.as_primitive::<TimestampMillisecondType>();
             let mut h = self.stats.latency_us.lock();
             for i in 0..times.len() {

@@ -171,7 +171,11 @@ impl ContextProvider for Catalog {
                 known.sort();
                 Err(DataFusionError::Plan(format!(
                     "table or view '{table}' not found (known: {})",
-                    known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    known
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )))
             }
         }
@@ -185,10 +189,7 @@ impl ContextProvider for Catalog {
         self.scalar.get(&name.to_ascii_lowercase()).cloned()
     }
 
-    fn get_higher_order_meta(
-        &self,
-        _name: &str,
-    ) -> Option<Arc<datafusion_expr::HigherOrderUDF>> {
+    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<datafusion_expr::HigherOrderUDF>> {
         None
     }
 

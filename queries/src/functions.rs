@@ -66,7 +66,10 @@ impl ScalarUDFImpl for ModFunc {
         }
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let [a, b] = arrays.as_slice() else {
             return exec_err!("MOD takes two arguments");
@@ -150,7 +153,10 @@ impl ScalarUDFImpl for DateFormatFunc {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let pattern = match args.args.get(1) {
             Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(p)))) => java_to_chrono(p),
             _ => return exec_err!("DATE_FORMAT needs a constant pattern"),
@@ -185,6 +191,9 @@ mod tests {
     #[test]
     fn java_patterns_translate() {
         assert_eq!(java_to_chrono("yyyy-MM-dd"), "%Y-%m-%d");
-        assert_eq!(java_to_chrono("yyyy-MM-dd HH:mm:ss.SSS"), "%Y-%m-%d %H:%M:%S.%3f");
+        assert_eq!(
+            java_to_chrono("yyyy-MM-dd HH:mm:ss.SSS"),
+            "%Y-%m-%d %H:%M:%S.%3f"
+        );
     }
 }

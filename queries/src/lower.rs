@@ -19,8 +19,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion_common::{Column, DFSchema, DFSchemaRef};
 use datafusion_expr::execution_props::ExecutionProps;
-use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::expr::AggregateFunction;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{cast, col, Expr, LogicalPlan};
 use datafusion_physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
@@ -126,7 +126,13 @@ impl<'a> Lowerer<'a> {
     }
 
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
-        create_physical_expr(expr, schema, &self.props, &PhysicalPlanningContext::default()).map_err(|e| df_err(self.line, e))
+        create_physical_expr(
+            expr,
+            schema,
+            &self.props,
+            &PhysicalPlanningContext::default(),
+        )
+        .map_err(|e| df_err(self.line, e))
     }
 
     /// Adds an operator node fed by `input` over a forward edge.
@@ -209,11 +215,17 @@ impl<'a> Lowerer<'a> {
                         if !identity {
                             let exprs: Vec<Expr> = indices
                                 .iter()
-                                .map(|&i| Expr::Column(Column::from(stream.schema.qualified_field(i))))
+                                .map(|&i| {
+                                    Expr::Column(Column::from(stream.schema.qualified_field(i)))
+                                })
                                 .collect();
                             let windows = stream.windows.clone();
-                            let mut projected =
-                                self.project(&stream, &exprs, scan.projected_schema.clone(), "scan_projection")?;
+                            let mut projected = self.project(
+                                &stream,
+                                &exprs,
+                                scan.projected_schema.clone(),
+                                "scan_projection",
+                            )?;
                             projected.windows = windows.map(|w| WindowCols {
                                 tvf: w.tvf.clone(),
                                 start: w.start.and_then(|s| indices.iter().position(|&i| i == s)),
@@ -234,12 +246,19 @@ impl<'a> Lowerer<'a> {
                 Ok(s)
             }
             LogicalPlan::Projection(p) => {
-                let pass = provisional && window_use_is_passthrough_projection(&p.expr, p.input.schema(), &window_indices(&p.input));
+                let pass = provisional
+                    && window_use_is_passthrough_projection(
+                        &p.expr,
+                        p.input.schema(),
+                        &window_indices(&p.input),
+                    );
                 let input = self.lower(&p.input, pass)?;
                 let windows = input.windows.clone().map(|w| {
                     let pos = |idx: Option<usize>| {
                         idx.and_then(|i| {
-                            p.expr.iter().position(|e| column_index(e, &input.schema) == Some(i))
+                            p.expr
+                                .iter()
+                                .position(|e| column_index(e, &input.schema) == Some(i))
                         })
                     };
                     WindowCols {
@@ -256,7 +275,9 @@ impl<'a> Lowerer<'a> {
             LogicalPlan::Filter(f) => {
                 let uses_windows = {
                     let w = window_indices(&f.input);
-                    referenced_indices(&f.predicate, f.input.schema()).iter().any(|i| w.contains(i))
+                    referenced_indices(&f.predicate, f.input.schema())
+                        .iter()
+                        .any(|i| w.contains(i))
                 };
                 let input = self.lower(&f.input, provisional && !uses_windows)?;
                 let predicate = self.physical(&f.predicate, &input.schema)?;
@@ -265,19 +286,29 @@ impl<'a> Lowerer<'a> {
                     Ok(Box::new(FilterOperator::new(predicate.clone())))
                 });
                 let windows = input.windows.clone();
-                let mut out = self.add_operator(&input, "filter", description, input.schema.clone(), factory);
+                let mut out =
+                    self.add_operator(&input, "filter", description, input.schema.clone(), factory);
                 out.windows = windows;
                 Ok(out)
             }
             LogicalPlan::Aggregate(a) => self.lower_aggregate(a),
-            LogicalPlan::Join(_) => Err(plan_err(self.line, "unsupported construct: JOIN (joins are not supported yet)")),
+            LogicalPlan::Join(_) => Err(plan_err(
+                self.line,
+                "unsupported construct: JOIN (joins are not supported yet)",
+            )),
             LogicalPlan::Sort(_) => Err(plan_err(self.line, "unsupported construct: ORDER BY")),
             LogicalPlan::Limit(_) => Err(plan_err(self.line, "unsupported construct: LIMIT")),
-            LogicalPlan::Window(_) => Err(plan_err(self.line, "unsupported construct: window function (OVER)")),
+            LogicalPlan::Window(_) => Err(plan_err(
+                self.line,
+                "unsupported construct: window function (OVER)",
+            )),
             LogicalPlan::Distinct(_) => Err(plan_err(self.line, "unsupported construct: DISTINCT")),
             LogicalPlan::Union(_) => Err(plan_err(self.line, "unsupported construct: UNION")),
             LogicalPlan::Values(_) => Err(plan_err(self.line, "unsupported construct: VALUES")),
-            LogicalPlan::EmptyRelation(_) => Err(plan_err(self.line, "unsupported construct: SELECT without FROM")),
+            LogicalPlan::EmptyRelation(_) => Err(plan_err(
+                self.line,
+                "unsupported construct: SELECT without FROM",
+            )),
             other => Err(plan_err(
                 self.line,
                 format!("unsupported construct: {}", other.display()),
@@ -301,7 +332,9 @@ impl<'a> Lowerer<'a> {
         let line = tvf.tvf.line;
         let input_name = tvf.tvf.input.clone();
         let input = if let Some(t) = self.catalog.tables.get(&input_name) {
-            if t.ddl.watermark.as_ref().map(|w| w.column.as_str()) != Some(tvf.tvf.time_column.as_str()) {
+            if t.ddl.watermark.as_ref().map(|w| w.column.as_str())
+                != Some(tvf.tvf.time_column.as_str())
+            {
                 return Err(plan_err(
                     line,
                     format!(
@@ -315,7 +348,10 @@ impl<'a> Lowerer<'a> {
             let v = v.clone();
             self.lower(&v, false)?
         } else {
-            return Err(plan_err(line, format!("window TVF input '{input_name}' is not a table or view")));
+            return Err(plan_err(
+                line,
+                format!("window TVF input '{input_name}' is not a table or view"),
+            ));
         };
         let time_idx = input
             .schema
@@ -323,13 +359,22 @@ impl<'a> Lowerer<'a> {
             .iter()
             .position(|f| f.name() == &tvf.tvf.time_column)
             .ok_or_else(|| {
-                plan_err(line, format!("DESCRIPTOR({}): no such column in {input_name}", tvf.tvf.time_column))
+                plan_err(
+                    line,
+                    format!(
+                        "DESCRIPTOR({}): no such column in {input_name}",
+                        tvf.tvf.time_column
+                    ),
+                )
             })?;
         let time_type = input.schema.field(time_idx).data_type().clone();
         if !matches!(time_type, DataType::Timestamp(_, _)) {
             return Err(plan_err(
                 line,
-                format!("DESCRIPTOR({}) must be a TIMESTAMP column, not {time_type}", tvf.tvf.time_column),
+                format!(
+                    "DESCRIPTOR({}) must be a TIMESTAMP column, not {time_type}",
+                    tvf.tvf.time_column
+                ),
             ));
         }
         let time_col = Expr::Column(Column::from(input.schema.qualified_field(time_idx)));
@@ -366,10 +411,18 @@ impl<'a> Lowerer<'a> {
         let schema = Arc::new(tvf.schema.as_ref().clone());
         WindowAssigner::try_new(spec.clone(), n, n, n + 1, n + 2, schema.clone())?;
         let factory = Arc::new(move |_s: usize, _p: usize| -> Result<Box<dyn Operator>> {
-            Ok(Box::new(WindowAssigner::try_new(spec.clone(), n, n, n + 1, n + 2, schema.clone())?))
+            Ok(Box::new(WindowAssigner::try_new(
+                spec.clone(),
+                n,
+                n,
+                n + 1,
+                n + 2,
+                schema.clone(),
+            )?))
         });
         let description = format!("{:?}", tvf.tvf.kind);
-        let mut out = self.add_operator(&stream, "window_assigner", description, tvf_schema, factory);
+        let mut out =
+            self.add_operator(&stream, "window_assigner", description, tvf_schema, factory);
         out.windows = None;
         Ok(out)
     }
@@ -382,7 +435,10 @@ impl<'a> Lowerer<'a> {
             .iter()
             .map(|g| column_index(g, a.input.schema()))
             .collect();
-        let groups_windows = group_cols.iter().flatten().any(|i| input_windows.contains(i));
+        let groups_windows = group_cols
+            .iter()
+            .flatten()
+            .any(|i| input_windows.contains(i));
         if input_windows.is_empty() || !groups_windows {
             return Err(plan_err(
                 line,
@@ -402,7 +458,9 @@ impl<'a> Lowerer<'a> {
             .get(&windows.tvf)
             .ok_or_else(|| WeirError::Internal("tvf missing".into()))?
             .clone();
-        let time_column = windows.any().ok_or_else(|| WeirError::Internal("no window column".into()))?;
+        let time_column = windows
+            .any()
+            .ok_or_else(|| WeirError::Internal("no window column".into()))?;
         let input_arrow: SchemaRef = Arc::new(input.schema.as_arrow().clone());
 
         let mut output = Vec::new();
@@ -446,10 +504,16 @@ impl<'a> Lowerer<'a> {
                 other => other,
             };
             let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else {
-                return Err(plan_err(line, format!("unsupported aggregate expression: {e}")));
+                return Err(plan_err(
+                    line,
+                    format!("unsupported aggregate expression: {e}"),
+                ));
             };
             if !params.order_by.is_empty() {
-                return Err(plan_err(line, format!("unsupported construct: ORDER BY inside aggregate {e}")));
+                return Err(plan_err(
+                    line,
+                    format!("unsupported construct: ORDER BY inside aggregate {e}"),
+                ));
             }
             let args: Vec<Arc<dyn PhysicalExpr>> = params
                 .args
@@ -478,7 +542,10 @@ impl<'a> Lowerer<'a> {
                 .iter()
                 .map(|p| {
                     key_names.iter().position(|k| k == p).ok_or_else(|| {
-                        plan_err(line, format!("SESSION PARTITION BY column {p} must appear in GROUP BY"))
+                        plan_err(
+                            line,
+                            format!("SESSION PARTITION BY column {p} must appear in GROUP BY"),
+                        )
                     })
                 })
                 .collect::<Result<_>>()?,
@@ -489,11 +556,15 @@ impl<'a> Lowerer<'a> {
             TvfKind::Session { .. } => session_keys.iter().map(|&k| key_columns[k]).collect(),
             _ => key_columns.clone(),
         };
-        let (parallelism, partitioning) = if !routing.is_empty() && routing.iter().all(|c| c.is_some()) {
-            (self.parallelism, Partitioning::Hash(routing.iter().flatten().copied().collect()))
-        } else {
-            (1, Partitioning::Rebalance)
-        };
+        let (parallelism, partitioning) =
+            if !routing.is_empty() && routing.iter().all(|c| c.is_some()) {
+                (
+                    self.parallelism,
+                    Partitioning::Hash(routing.iter().flatten().copied().collect()),
+                )
+            } else {
+                (1, Partitioning::Rebalance)
+            };
         let output_schema: SchemaRef = Arc::new(a.schema.as_arrow().clone());
         let is_session = matches!(spec, WindowSpec::Session { .. });
         let make_config = {
@@ -530,7 +601,11 @@ impl<'a> Lowerer<'a> {
             "{:?} GROUP BY [{}] AGGREGATE [{}]",
             tvf.tvf.kind,
             key_names.join(", "),
-            a.aggr_expr.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            a.aggr_expr
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let node = self.graph.add_node(
             "window_aggregate",
@@ -617,7 +692,9 @@ fn window_indices(plan: &LogicalPlan) -> HashSet<usize> {
             p.expr
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| column_index(e, p.input.schema()).is_some_and(|i| inner.contains(&i)))
+                .filter(|(_, e)| {
+                    column_index(e, p.input.schema()).is_some_and(|i| inner.contains(&i))
+                })
                 .map(|(i, _)| i)
                 .collect()
         }
@@ -626,10 +703,16 @@ fn window_indices(plan: &LogicalPlan) -> HashSet<usize> {
 }
 
 /// True when a projection uses window columns only as plain pass-through columns.
-fn window_use_is_passthrough_projection(exprs: &[Expr], schema: &DFSchema, windows: &HashSet<usize>) -> bool {
+fn window_use_is_passthrough_projection(
+    exprs: &[Expr],
+    schema: &DFSchema,
+    windows: &HashSet<usize>,
+) -> bool {
     exprs.iter().all(|e| {
         column_index(e, schema).is_some()
-            || !referenced_indices(e, schema).iter().any(|i| windows.contains(i))
+            || !referenced_indices(e, schema)
+                .iter()
+                .any(|i| windows.contains(i))
     })
 }
 

@@ -75,7 +75,10 @@ impl PlannedJob {
     pub fn explain(&self) -> Result<String> {
         let mut s = String::new();
         for st in &self.statements {
-            s.push_str(&format!("== line {}: {} ==\n{}\n", st.line, st.target, st.logical_plan));
+            s.push_str(&format!(
+                "== line {}: {} ==\n{}\n",
+                st.line, st.target, st.logical_plan
+            ));
         }
         s.push_str("== dataflow ==\n");
         s.push_str(&self.graph.explain()?);
@@ -228,17 +231,26 @@ fn plan_err(line: usize, msg: impl std::fmt::Display) -> WeirError {
 fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf]) -> Result<()> {
     for t in tvfs {
         let input = catalog.relation_schema(&t.input).ok_or_else(|| {
-            plan_err(t.line, format!("window TVF over '{}': no such table or view", t.input))
+            plan_err(
+                t.line,
+                format!("window TVF over '{}': no such table or view", t.input),
+            )
         })?;
         if input.field_with_name(&t.time_column).is_err() {
             return Err(plan_err(
                 t.line,
-                format!("DESCRIPTOR({}): table {} has no such column", t.time_column, t.input),
+                format!(
+                    "DESCRIPTOR({}): table {} has no such column",
+                    t.time_column, t.input
+                ),
             ));
         }
         for p in &t.partition_by {
             if input.field_with_name(p).is_err() {
-                return Err(plan_err(t.line, format!("PARTITION BY {p}: table {} has no such column", t.input)));
+                return Err(plan_err(
+                    t.line,
+                    format!("PARTITION BY {p}: table {} has no such column", t.input),
+                ));
             }
         }
         let schema = Catalog::tvf_schema(&input);
@@ -344,7 +356,12 @@ fn conform_to_sink(
                 "INSERT INTO {table}: the query has {} columns, the table has {} ({})",
                 fields.len(),
                 sink_schema.fields().len(),
-                sink_schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                sink_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -365,9 +382,8 @@ fn conform_to_sink(
         };
         exprs.push(e.alias(target.name()));
     }
-    let schema = Arc::new(
-        DFSchema::try_from(sink_schema.as_ref().clone()).map_err(|e| plan_err(line, e))?,
-    );
+    let schema =
+        Arc::new(DFSchema::try_from(sink_schema.as_ref().clone()).map_err(|e| plan_err(line, e))?);
     lowerer.project(&stream, &exprs, schema, "sink_columns")
 }
 

@@ -37,7 +37,9 @@ pub struct SourceTablePlanner<'a> {
 /// Parses a Flink duration: `5 s`, `500ms`, `1 min`, `2h`, or a number of milliseconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.trim().parse().ok()?;
     let ms = match unit.trim().to_ascii_lowercase().as_str() {
@@ -108,17 +110,17 @@ impl<'a> SourceTablePlanner<'a> {
             let mut exprs = Vec::new();
             for c in &table.ddl.columns {
                 match c {
-                    ColumnDef::Physical { name: col, .. } => {
-                        exprs.push(Expr::Column(datafusion_common::Column::new(
-                            Some(name.as_str()),
-                            col,
-                        )))
-                    }
-                    ColumnDef::Computed { name: col, expr, .. } => {
+                    ColumnDef::Physical { name: col, .. } => exprs.push(Expr::Column(
+                        datafusion_common::Column::new(Some(name.as_str()), col),
+                    )),
+                    ColumnDef::Computed {
+                        name: col, expr, ..
+                    } => {
                         let e = planner
                             .sql_to_expr(expr.clone(), &physical_df, &mut PlannerContext::new())
                             .map_err(|e| perr(format!("computed column {col}: {e}")))?;
-                        let e = coerce(e, &physical_df).map_err(|e| perr(format!("computed column {col}: {e}")))?;
+                        let e = coerce(e, &physical_df)
+                            .map_err(|e| perr(format!("computed column {col}: {e}")))?;
                         exprs.push(e.alias(col))
                     }
                     ColumnDef::Metadata { name: col, .. } => {
@@ -136,13 +138,28 @@ impl<'a> SourceTablePlanner<'a> {
             let e = planner
                 .sql_to_expr(wm.expr.clone(), &full_df, &mut PlannerContext::new())
                 .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
-            let e = coerce(cast(e, DataType::Timestamp(TimeUnit::Millisecond, None)), &full_df)
-                .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
-            let physical = create_physical_expr(&e, &full_df, &Default::default(), &PhysicalPlanningContext::default())
-                .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
-            let idle = match table.ddl.options.iter().find(|(k, _)| k == "scan.watermark.idle-timeout") {
+            let e = coerce(
+                cast(e, DataType::Timestamp(TimeUnit::Millisecond, None)),
+                &full_df,
+            )
+            .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
+            let physical = create_physical_expr(
+                &e,
+                &full_df,
+                &Default::default(),
+                &PhysicalPlanningContext::default(),
+            )
+            .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
+            let idle = match table
+                .ddl
+                .options
+                .iter()
+                .find(|(k, _)| k == "scan.watermark.idle-timeout")
+            {
                 Some((_, v)) => Some(parse_duration(v).ok_or_else(|| {
-                    perr(format!("'scan.watermark.idle-timeout' = '{v}' is not a duration"))
+                    perr(format!(
+                        "'scan.watermark.idle-timeout' = '{v}' is not a duration"
+                    ))
                 })?),
                 None => self.default_idle_timeout,
             };
@@ -162,7 +179,8 @@ impl<'a> SourceTablePlanner<'a> {
 fn coerce(e: Expr, schema: &DFSchema) -> datafusion_common::Result<Expr> {
     use datafusion_common::tree_node::TreeNode;
     use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
-    e.rewrite(&mut TypeCoercionRewriter::new(schema)).map(|t| t.data)
+    e.rewrite(&mut TypeCoercionRewriter::new(schema))
+        .map(|t| t.data)
 }
 
 /// The Arrow schema of a table's physical columns and of all its columns.
@@ -201,12 +219,15 @@ pub fn table_schemas(
             ColumnDef::Computed { name, expr, .. } => {
                 let e = planner
                     .sql_to_expr(expr.clone(), &physical_df, &mut PlannerContext::new())
-                    .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
-                let e = coerce(e, &physical_df)
-                    .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
-                let (_, field) = e
-                    .to_field(&physical_df)
-                    .map_err(|e| WeirError::Plan(format!("line {line}: computed column {name}: {e}")))?;
+                    .map_err(|e| {
+                        WeirError::Plan(format!("line {line}: computed column {name}: {e}"))
+                    })?;
+                let e = coerce(e, &physical_df).map_err(|e| {
+                    WeirError::Plan(format!("line {line}: computed column {name}: {e}"))
+                })?;
+                let (_, field) = e.to_field(&physical_df).map_err(|e| {
+                    WeirError::Plan(format!("line {line}: computed column {name}: {e}"))
+                })?;
                 all.push(arrow::datatypes::Field::new(
                     name,
                     field.data_type().clone(),

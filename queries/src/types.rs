@@ -51,7 +51,9 @@ pub fn arrow_type(t: &SqlType) -> Result<DataType> {
         S::Custom(name, _) => {
             let n = name.to_string().to_ascii_uppercase();
             match n.as_str() {
-                "TIMESTAMP_LTZ" => DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC"))),
+                "TIMESTAMP_LTZ" => {
+                    DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC")))
+                }
                 "STRING" => DataType::Utf8,
                 "BYTES" => DataType::Binary,
                 "DOUBLE" => DataType::Float64,
@@ -72,7 +74,10 @@ mod tests {
 
     #[test]
     fn flink_types_map_to_arrow() {
-        assert_eq!(arrow_type(&SqlType::BigInt(None)).ok(), Some(DataType::Int64));
+        assert_eq!(
+            arrow_type(&SqlType::BigInt(None)).ok(),
+            Some(DataType::Int64)
+        );
         assert_eq!(
             arrow_type(&SqlType::Timestamp(Some(3), TimezoneInfo::None)).ok(),
             Some(DataType::Timestamp(TimeUnit::Millisecond, None))

@@ -42,7 +42,8 @@ impl WeirDb {
             ..PlanOptions::new()
         };
         let planned = plan_script(&script, &options).map_err(|e| TestError(e.to_string()))?;
-        let job = Job::new(planned.graph, JobConfig::default()).map_err(|e| TestError(e.to_string()))?;
+        let job =
+            Job::new(planned.graph, JobConfig::default()).map_err(|e| TestError(e.to_string()))?;
         let metrics = job.metrics();
         job.run().await.map_err(|e| TestError(e.to_string()))?;
         let totals = metrics.totals();
@@ -108,6 +109,11 @@ async fn golden_files() {
             failures.push(format!("{}:\n{e}", file.display()));
         }
     }
-    assert!(failures.is_empty(), "{} golden file(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden file(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     eprintln!("{} golden files passed", files.len());
 }

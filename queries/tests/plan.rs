@@ -32,7 +32,10 @@ fn plan_error(sql: &str) -> String {
 
 #[test]
 fn stateless_query_is_one_chained_task() {
-    let text = explain("INSERT INTO out2 SELECT auction, price * 2 FROM bid WHERE price > 10;", 4);
+    let text = explain(
+        "INSERT INTO out2 SELECT auction, price * 2 FROM bid WHERE price > 10;",
+        4,
+    );
     // source -> watermark -> filter -> project -> sink, all forward: one task.
     assert!(text.contains("task 0 (parallelism 4)"), "{text}");
     assert!(!text.contains("task 1"), "{text}");
@@ -63,10 +66,16 @@ fn keyless_window_aggregate_runs_with_parallelism_one() {
 fn plan_errors_name_the_construct_and_line() {
     let lines_before = BID.lines().count();
     let err = plan_error("INSERT INTO out2\nSELECT auction, COUNT(*) FROM bid GROUP BY auction;");
-    assert!(err.contains("GROUP BY without window_start, window_end"), "{err}");
+    assert!(
+        err.contains("GROUP BY without window_start, window_end"),
+        "{err}"
+    );
     assert!(err.contains(&format!("line {}", lines_before + 1)), "{err}");
     let err = plan_error("INSERT INTO out2 SELECT auction FROM bid;");
-    assert!(err.contains("the query has 1 columns, the table has 2"), "{err}");
+    assert!(
+        err.contains("the query has 1 columns, the table has 2"),
+        "{err}"
+    );
     let err = plan_error("INSERT INTO nowhere SELECT auction, bidder FROM bid;");
     assert!(err.contains("nowhere"), "{err}");
     let err = plan_error("SELECT x FROM bid;");
