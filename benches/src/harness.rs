@@ -126,11 +126,7 @@ async fn generate(events: u64) -> anyhow::Result<(Vec<RecordBatch>, f64)> {
     let mut options: std::collections::BTreeMap<String, String> =
         ddl.options.iter().cloned().collect();
     options.insert("events.num".into(), events.to_string());
-    let factory = registry.source(&TableDescriptor {
-        name: "bid".into(),
-        schema: physical,
-        options,
-    })?;
+    let factory = registry.source(&TableDescriptor::new("bid", physical, options))?;
     let mut source = factory.create(0, 1)?;
     let out = Arc::new(Mutex::new(Vec::new()));
     let mut ctx = SourceContext::new(

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_engine::sink::SinkFactory;
 use weir_engine::source::SourceFactory;
 use weir_engine::{Result, WeirError};
@@ -37,6 +37,7 @@ pub mod options;
 pub mod print;
 
 pub use filesystem::{FilesystemConnector, FilesystemOptions};
+
 pub use nexmark::{generate_batches, NexmarkConnector, NexmarkOptions, NexmarkTable};
 
 /// What the planner knows about a `CREATE TABLE` when asking for a connector.
@@ -52,12 +53,68 @@ pub struct TableDescriptor {
     pub schema: SchemaRef,
     /// `WITH` options as written (`'connector'` included), keys exact.
     pub options: BTreeMap<String, String>,
+    /// `METADATA` columns, in declared order. A source appends one column
+    /// per entry after the physical columns (see
+    /// [`TableDescriptor::source_schema`]); sinks get none (the planner
+    /// rejects writable metadata columns in sink tables).
+    pub metadata: Vec<MetadataColumn>,
+}
+
+/// A `name TYPE METADATA [FROM 'key'] [VIRTUAL]` column of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataColumn {
+    /// The column name.
+    pub name: String,
+    /// The connector's metadata key (`FROM 'key'`, or the column name).
+    pub key: String,
+    /// The declared type, as Arrow.
+    pub data_type: DataType,
+}
+
+impl TableDescriptor {
+    /// A descriptor with physical columns and options and no metadata
+    /// columns.
+    pub fn new(
+        name: impl Into<String>,
+        schema: SchemaRef,
+        options: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            schema,
+            options,
+            metadata: Vec::new(),
+        }
+    }
+
+    /// The schema of the batches a source of this table emits: the physical
+    /// columns, then one nullable column per metadata column.
+    pub fn source_schema(&self) -> SchemaRef {
+        if self.metadata.is_empty() {
+            return self.schema.clone();
+        }
+        let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(
+            self.metadata
+                .iter()
+                .map(|m| Field::new(&m.name, m.data_type.clone(), true)),
+        );
+        Arc::new(Schema::new(fields))
+    }
 }
 
 /// A connector: makes sources and/or sinks for the tables that name it.
 pub trait Connector: Send + Sync {
     /// The value of the `'connector'` option that selects this connector.
     fn name(&self) -> &str;
+
+    /// The metadata keys a source of this connector can fill, with the type
+    /// each has. [`ConnectorRegistry::source`] checks a table's `METADATA`
+    /// columns against this list (key known, type castable) before calling
+    /// [`Connector::source`]. None by default.
+    fn metadata_keys(&self) -> Vec<(&'static str, DataType)> {
+        Vec::new()
+    }
 
     /// A source factory reading `table`. By default the connector cannot be
     /// read: a [`WeirError::Config`] says so.
@@ -120,7 +177,31 @@ impl ConnectorRegistry {
     /// The source factory for `table`, from the connector its `'connector'`
     /// option names.
     pub fn source(&self, table: &TableDescriptor) -> Result<Arc<dyn SourceFactory>> {
-        self.lookup(table)?.source(table)
+        let connector = self.lookup(table)?;
+        let keys = connector.metadata_keys();
+        for m in &table.metadata {
+            match keys.iter().find(|(k, _)| *k == m.key) {
+                None => {
+                    let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                    return Err(WeirError::Config(format!(
+                        "table {}: column {}: connector '{}' has no metadata key '{}' (available: {})",
+                        table.name,
+                        m.name,
+                        connector.name(),
+                        m.key,
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    )));
+                }
+                Some((_, t)) if !arrow::compute::can_cast_types(t, &m.data_type) => {
+                    return Err(WeirError::Config(format!(
+                        "table {}: column {}: metadata key '{}' is {t}, cannot be read as {}",
+                        table.name, m.name, m.key, m.data_type
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        connector.source(table)
     }
 
     /// The sink factory for `table`, from the connector its `'connector'`

@@ -194,11 +194,11 @@ pub fn plan_script(sql: &str, options: &PlanOptions) -> Result<PlannedJob> {
                 let sink = match &options.select_sink {
                     Some(s) => s.clone(),
                     None => {
-                        let descriptor = weir_connectors::TableDescriptor {
-                            name: "select".into(),
-                            schema: Arc::new(plan.schema().as_arrow().clone()),
-                            options: BTreeMap::from([("connector".to_string(), "print".to_string())]),
-                        };
+                        let descriptor = weir_connectors::TableDescriptor::new(
+                            "select",
+                            Arc::new(plan.schema().as_arrow().clone()),
+                            BTreeMap::from([("connector".to_string(), "print".to_string())]),
+                        );
                         options.registry.sink(&descriptor)?
                     }
                 };

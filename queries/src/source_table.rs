@@ -10,7 +10,7 @@ use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{cast, Expr, ExprSchemable};
 use datafusion_physical_expr::create_physical_expr;
 use datafusion_sql::planner::{PlannerContext, SqlToRel};
-use weir_connectors::{ConnectorRegistry, TableDescriptor};
+use weir_connectors::{ConnectorRegistry, MetadataColumn, TableDescriptor};
 use weir_dialect::ColumnDef;
 use weir_engine::graph::{NodeKind, Partitioning};
 use weir_engine::operator::Operator;
@@ -54,19 +54,54 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 impl<'a> SourceTablePlanner<'a> {
-    fn descriptor(&self, table: &TableDef) -> TableDescriptor {
-        TableDescriptor {
-            name: table.ddl.name.clone(),
-            schema: table.physical_schema.clone(),
-            options: table.options.clone(),
+    fn descriptor(&self, table: &TableDef) -> Result<TableDescriptor> {
+        let mut d = TableDescriptor::new(
+            table.ddl.name.clone(),
+            table.physical_schema.clone(),
+            table.options.clone(),
+        );
+        for c in &table.ddl.columns {
+            if let ColumnDef::Metadata {
+                name,
+                data_type,
+                key,
+                ..
+            } = c
+            {
+                d.metadata.push(MetadataColumn {
+                    name: name.clone(),
+                    key: key.clone().unwrap_or_else(|| name.clone()),
+                    data_type: crate::types::arrow_type(data_type)?,
+                });
+            }
         }
+        Ok(d)
     }
 
-    /// Creates the sink factory of a table.
+    /// Creates the sink factory of a table. Writable (non-`VIRTUAL`)
+    /// metadata columns are not supported in sink tables yet: a plan error
+    /// names the column.
     pub fn sink(&self, table: &TableDef) -> Result<Arc<dyn SinkFactory>> {
+        let line = table.ddl.line;
+        for c in &table.ddl.columns {
+            if let ColumnDef::Metadata {
+                name,
+                is_virtual: false,
+                line: col_line,
+                ..
+            } = c
+            {
+                return Err(WeirError::Plan(format!(
+                    "line {col_line}: table {}: writing METADATA column {name} is not supported; declare it VIRTUAL to use the table as a sink",
+                    table.ddl.name
+                )));
+            }
+        }
+        let mut d = self.descriptor(table)?;
+        d.metadata.clear();
         self.registry
-            .sink(&self.descriptor(table))
-            .map_err(|e| e.context(format!("line {}", table.ddl.line)))
+            .sink(&d)
+            .map_err(|e| e.context(format!("line {line}")))
     }
 
     /// Adds the source pipeline of `table` to the graph.
@@ -79,19 +114,22 @@ impl<'a> SourceTablePlanner<'a> {
         let line = table.ddl.line;
         let name = &table.ddl.name;
         let perr = |m: String| WeirError::Plan(format!("line {line}: table {name}: {m}"));
+        let descriptor = self.descriptor(table)?;
+        let source_schema = descriptor.source_schema();
         let factory = self
             .registry
-            .source(&self.descriptor(table))
+            .source(&descriptor)
             .map_err(|e| e.context(format!("line {line}")))?;
         let node = lowerer.graph.add_node(
             format!("source:{name}"),
             factory.describe(),
             parallelism,
             NodeKind::Source(factory),
-            table.physical_schema.clone(),
+            source_schema.clone(),
         );
+        // The source emits physical columns then metadata columns.
         let physical_df = Arc::new(
-            DFSchema::try_from_qualified_schema(name.as_str(), &table.physical_schema)
+            DFSchema::try_from_qualified_schema(name.as_str(), &source_schema)
                 .map_err(|e| perr(e.to_string()))?,
         );
         let full_df = Arc::new(
@@ -105,7 +143,7 @@ impl<'a> SourceTablePlanner<'a> {
             .ddl
             .columns
             .iter()
-            .any(|c| matches!(c, ColumnDef::Computed { .. }));
+            .any(|c| !matches!(c, ColumnDef::Physical { .. }));
         if computed {
             let mut exprs = Vec::new();
             for c in &table.ddl.columns {
@@ -123,11 +161,9 @@ impl<'a> SourceTablePlanner<'a> {
                             .map_err(|e| perr(format!("computed column {col}: {e}")))?;
                         exprs.push(e.alias(col))
                     }
-                    ColumnDef::Metadata { name: col, .. } => {
-                        return Err(perr(format!(
-                            "METADATA column {col} is not supported by this connector"
-                        )))
-                    }
+                    ColumnDef::Metadata { name: col, .. } => exprs.push(Expr::Column(
+                        datafusion_common::Column::new(Some(name.as_str()), col),
+                    )),
                 }
             }
             stream = lowerer.project(&stream, &exprs, full_df.clone(), "computed_columns")?;

@@ -83,3 +83,27 @@ fn plan_errors_name_the_construct_and_line() {
     let err = plan_error("SET 'state.backend' = 'rocksdb';\nSELECT auction FROM bid;");
     assert!(err.contains("unsupported SET key 'state.backend'"), "{err}");
 }
+
+#[test]
+fn metadata_columns_are_checked_against_the_connector() {
+    // The nexmark generator has no metadata: the error names column and key.
+    let script = "CREATE TABLE b2 (
+  auction BIGINT,
+  part INT METADATA FROM 'partition' VIRTUAL
+) WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid');
+SELECT auction, part FROM b2;";
+    let err = match plan_script(script, &PlanOptions::new()) {
+        Ok(_) => panic!("planned a metadata column the connector lacks"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("column part") && err.contains("no metadata key 'partition'"),
+        "{err}"
+    );
+    // A writable metadata column in a sink table is a plan error naming it.
+    let err = plan_error(
+        "CREATE TABLE out3 (a BIGINT, ts TIMESTAMP(3) METADATA FROM 'timestamp') WITH ('connector' = 'blackhole');
+INSERT INTO out3 SELECT auction FROM bid;",
+    );
+    assert!(err.contains("writing METADATA column ts"), "{err}");
+}

@@ -102,11 +102,7 @@ pub fn table(name: &str, schema: SchemaRef, options: &[(&str, &str)]) -> TableDe
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    TableDescriptor {
-        name: name.into(),
-        schema,
-        options,
-    }
+    TableDescriptor::new(name, schema, options)
 }
 
 /// Every row of `batches` as text (`v1|v2|…`, NULL as `∅`), in order.
