@@ -93,7 +93,12 @@ impl TableDescriptor {
         if self.metadata.is_empty() {
             return self.schema.clone();
         }
-        let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.extend(
             self.metadata
                 .iter()

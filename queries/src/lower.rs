@@ -208,34 +208,29 @@ impl<'a> Lowerer<'a> {
                 } else {
                     return Err(plan_err(self.line, format!("unknown relation '{name}'")));
                 };
-                match &scan.projection {
-                    Some(indices) => {
-                        let identity = indices.len() == stream.schema.fields().len()
-                            && indices.iter().enumerate().all(|(i, j)| i == *j);
-                        if !identity {
-                            let exprs: Vec<Expr> = indices
-                                .iter()
-                                .map(|&i| {
-                                    Expr::Column(Column::from(stream.schema.qualified_field(i)))
-                                })
-                                .collect();
-                            let windows = stream.windows.clone();
-                            let mut projected = self.project(
-                                &stream,
-                                &exprs,
-                                scan.projected_schema.clone(),
-                                "scan_projection",
-                            )?;
-                            projected.windows = windows.map(|w| WindowCols {
-                                tvf: w.tvf.clone(),
-                                start: w.start.and_then(|s| indices.iter().position(|&i| i == s)),
-                                end: w.end.and_then(|s| indices.iter().position(|&i| i == s)),
-                                time: w.time.and_then(|s| indices.iter().position(|&i| i == s)),
-                            });
-                            stream = projected;
-                        }
+                if let Some(indices) = &scan.projection {
+                    let identity = indices.len() == stream.schema.fields().len()
+                        && indices.iter().enumerate().all(|(i, j)| i == *j);
+                    if !identity {
+                        let exprs: Vec<Expr> = indices
+                            .iter()
+                            .map(|&i| Expr::Column(Column::from(stream.schema.qualified_field(i))))
+                            .collect();
+                        let windows = stream.windows.clone();
+                        let mut projected = self.project(
+                            &stream,
+                            &exprs,
+                            scan.projected_schema.clone(),
+                            "scan_projection",
+                        )?;
+                        projected.windows = windows.map(|w| WindowCols {
+                            tvf: w.tvf.clone(),
+                            start: w.start.and_then(|s| indices.iter().position(|&i| i == s)),
+                            end: w.end.and_then(|s| indices.iter().position(|&i| i == s)),
+                            time: w.time.and_then(|s| indices.iter().position(|&i| i == s)),
+                        });
+                        stream = projected;
                     }
-                    None => {}
                 }
                 stream.schema = scan.projected_schema.clone();
                 Ok(stream)
