@@ -683,6 +683,17 @@ async fn run_channel_task(
                         let outs = chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
                         tail.emit(outs).await?;
                     }
+                    Some(Watermark::EventTime(w)) if forwarded == Some(Watermark::Idle) => {
+                        // Active again but not past the watermark already
+                        // forwarded: re-forward that one so downstream
+                        // counts this input as active again (Flink's
+                        // stream status going back to ACTIVE).
+                        let w = current.map_or(w, |c| c.max(w));
+                        current = Some(w);
+                        forwarded = Some(Watermark::EventTime(w));
+                        let outs = chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
+                        tail.emit(outs).await?;
+                    }
                     Some(Watermark::Idle) if forwarded != Some(Watermark::Idle) => {
                         forwarded = status;
                         let outs = chain.feed(0, vec![Output::Watermark(Watermark::Idle)], None, 0)?;

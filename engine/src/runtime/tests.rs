@@ -406,3 +406,72 @@ fn explain_shows_tasks_and_edges() {
     assert!(text.contains("task 0 (parallelism 2)"), "{text}");
     assert!(text.contains("[0] src --hash[0]--> [1] agg"), "{text}");
 }
+
+/// One split: a batch, then idle, then another batch.
+struct IdleThenActiveFactory;
+
+struct IdleThenActive;
+
+impl SourceFactory for IdleThenActiveFactory {
+    fn schema(&self) -> SchemaRef {
+        schema()
+    }
+    fn create(&self, _subtask: usize, _p: usize) -> Result<Box<dyn Source>> {
+        Ok(Box::new(IdleThenActive))
+    }
+    fn describe(&self) -> String {
+        "idle-then-active".into()
+    }
+}
+
+#[async_trait]
+impl Source for IdleThenActive {
+    fn split_count(&self) -> usize {
+        1
+    }
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+        ctx.emit(0, batch(&[(1, 10)])).await?;
+        ctx.declare_idle().await?;
+        ctx.emit(0, batch(&[(2, 3)])).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_input_active_again_after_idle_is_announced_downstream() {
+    // src -> add_one (watermark = max v + 1 = 11 after both batches) ->
+    // rebalance -> sink. After the idle status, the second batch brings the
+    // watermark 11 again: not an advance, but the sink's task must hear it
+    // so it counts its input as active again.
+    let collected = Collected::default();
+    let mut g = JobGraph::new();
+    let src = g.add_node(
+        "src",
+        "",
+        1,
+        NodeKind::Source(Arc::new(IdleThenActiveFactory)),
+        schema(),
+    );
+    let op = g.add_node("add_one", "", 1, add_one_factory(), schema());
+    let sink = g.add_node(
+        "sink",
+        "",
+        1,
+        NodeKind::Sink(Arc::new(CollectSinkFactory {
+            collected: collected.clone(),
+            delay: Duration::ZERO,
+        })),
+        schema(),
+    );
+    g.connect(src, op, Partitioning::Forward);
+    g.connect(op, sink, Partitioning::Rebalance);
+    Job::new(g, JobConfig::default())
+        .expect("job")
+        .run()
+        .await
+        .expect("run");
+    let rows = collected.rows.lock().clone();
+    assert_eq!(rows, vec![(0, 1, 11), (0, 2, 4)]);
+    let wms: Vec<i64> = collected.watermarks.lock().iter().map(|w| w.1).collect();
+    assert_eq!(wms, vec![11, 11]);
+}
