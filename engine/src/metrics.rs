@@ -173,8 +173,8 @@ impl MetricsRegistry {
         t
     }
 
-    /// Per-node sums (over subtasks), in registration order:
-    /// `(node, rows_in, rows_out, late_rows_dropped, merged latency histogram)`.
+    /// Per-node sums (over subtasks): sources first, then operators, then
+    /// sinks, each group in registration order (which follows the dataflow).
     pub fn per_node(&self) -> Vec<NodeSummary> {
         let mut out: Vec<NodeSummary> = Vec::new();
         for (role, m) in self.entries.lock().iter() {
@@ -203,6 +203,11 @@ impl MetricsRegistry {
             // Both histograms have the same bounds; adding cannot fail.
             let _ = s.latency_ns.add(m.latency_histogram());
         }
+        out.sort_by_key(|s| match s.role {
+            NodeRole::Source => 0,
+            NodeRole::Operator => 1,
+            NodeRole::Sink => 2,
+        });
         out
     }
 }
