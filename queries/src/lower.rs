@@ -396,7 +396,7 @@ impl<'a> Lowerer<'a> {
         if provisional {
             return Ok(stream);
         }
-        let spec = window_spec(&tvf.tvf.kind);
+        let spec = window_spec(&tvf.tvf.kind, self.line)?;
         if matches!(spec, WindowSpec::Session { .. }) {
             return Err(plan_err(
                 line,
@@ -529,7 +529,7 @@ impl<'a> Lowerer<'a> {
             output.push(OutputColumn::Aggregate(aggregates.len()));
             aggregates.push((Arc::new(agg), filter));
         }
-        let spec = window_spec(&tvf.tvf.kind);
+        let spec = window_spec(&tvf.tvf.kind, self.line)?;
         let session_keys: Vec<usize> = match &tvf.tvf.kind {
             TvfKind::Session { .. } => tvf
                 .tvf
@@ -619,9 +619,9 @@ impl<'a> Lowerer<'a> {
     }
 }
 
-/// The Weir window spec of a TVF.
-pub fn window_spec(kind: &TvfKind) -> WindowSpec {
-    match kind {
+/// The Weir window spec of a window TVF; a plan error for the other TVFs.
+pub fn window_spec(kind: &TvfKind, line: usize) -> Result<WindowSpec> {
+    Ok(match kind {
         TvfKind::Tumble { size_ms, offset_ms } => WindowSpec::Tumble {
             size_ms: *size_ms,
             offset_ms: *offset_ms,
@@ -645,7 +645,13 @@ pub fn window_spec(kind: &TvfKind) -> WindowSpec {
             offset_ms: *offset_ms,
         },
         TvfKind::Session { gap_ms } => WindowSpec::Session { gap_ms: *gap_ms },
-    }
+        TvfKind::Sequence { .. } => {
+            return Err(plan_err(
+                line,
+                "SEQUENCE_ORDER/SEQUENCE_GAPS is not a window",
+            ))
+        }
+    })
 }
 
 /// The index in `schema` of a plain column reference (through aliases).

@@ -14,7 +14,7 @@ use datafusion_optimizer::{Optimizer, OptimizerContext};
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use sqlparser::ast::{Query, Statement};
 use weir_connectors::ConnectorRegistry;
-use weir_dialect::{parse_script, StatementKind, WindowTvf};
+use weir_dialect::{parse_script, StatementKind, TvfKind, WindowTvf};
 use weir_engine::graph::{JobGraph, NodeKind, Partitioning};
 use weir_engine::sink::SinkFactory;
 use weir_engine::{Result, WeirError};
@@ -230,6 +230,17 @@ fn plan_err(line: usize, msg: impl std::fmt::Display) -> WeirError {
 
 fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf]) -> Result<()> {
     for t in tvfs {
+        if let TvfKind::Sequence { gaps, .. } = t.kind {
+            let name = if gaps {
+                "SEQUENCE_GAPS"
+            } else {
+                "SEQUENCE_ORDER"
+            };
+            return Err(WeirError::Plan(format!(
+                "line {}: unsupported construct: {name} (the sequence-ordering operator is not wired into SQL yet)",
+                t.line
+            )));
+        }
         let input = catalog.relation_schema(&t.input).ok_or_else(|| {
             plan_err(
                 t.line,

@@ -201,9 +201,11 @@ pub struct WindowTvf {
     pub kind: TvfKind,
     /// The table or view after `TABLE` (qualified parts joined with `.`).
     pub input: String,
-    /// The column in `DESCRIPTOR(col)`, case preserved.
+    /// The column in `DESCRIPTOR(col)`, case preserved: the time attribute
+    /// of a window, the sequence column of `SEQUENCE_ORDER`/`SEQUENCE_GAPS`.
     pub time_column: String,
-    /// `SESSION(TABLE t PARTITION BY a, b, ...)` keys; empty otherwise.
+    /// `SESSION(TABLE t PARTITION BY a, b, ...)` keys, the key columns of
+    /// `SEQUENCE_ORDER`/`SEQUENCE_GAPS`; empty otherwise.
     pub partition_by: Vec<String>,
     /// The alias written after `TABLE(...)`, also kept on the replacement table.
     pub alias: Option<String>,
@@ -245,6 +247,20 @@ pub enum TvfKind {
     Session {
         /// Inactivity gap that closes a session.
         gap_ms: i64,
+    },
+    /// Weir's `SEQUENCE_ORDER(TABLE t, DESCRIPTOR(key, ...), DESCRIPTOR(seq),
+    /// max_delay [, max_buffer_rows])` (the rows, per key in ascending `seq`,
+    /// duplicates dropped) and `SEQUENCE_GAPS(...)` (same arguments; the gap
+    /// markers). The keys are in [`WindowTvf::partition_by`] and the
+    /// sequence column in [`WindowTvf::time_column`].
+    Sequence {
+        /// How long (event time past the first row after a gap) a gap may
+        /// stay open before it is given up.
+        max_delay_ms: i64,
+        /// Rows buffered per key before the oldest gap is given up.
+        max_buffer_rows: Option<u64>,
+        /// `SEQUENCE_GAPS` (true) or `SEQUENCE_ORDER` (false).
+        gaps: bool,
     },
 }
 

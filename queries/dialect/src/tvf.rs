@@ -15,13 +15,16 @@ use crate::{DialectError, TvfKind, WindowTvf};
 /// Prefix of the synthetic table names that replace window TVF calls.
 pub(crate) const TVF_TABLE_PREFIX: &str = "__weir_tvf_";
 
-/// The four window TVFs, by (case-insensitive) name.
+/// The table-valued functions rewritten by the dialect: the four window
+/// TVFs and Weir's sequence-ordering TVFs, by (case-insensitive) name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Window {
     Tumble,
     Hop,
     Cumulate,
     Session,
+    SequenceOrder,
+    SequenceGaps,
 }
 
 impl Window {
@@ -35,6 +38,8 @@ impl Window {
             ("HOP", Window::Hop),
             ("CUMULATE", Window::Cumulate),
             ("SESSION", Window::Session),
+            ("SEQUENCE_ORDER", Window::SequenceOrder),
+            ("SEQUENCE_GAPS", Window::SequenceGaps),
         ]
         .into_iter()
         .find(|(n, _)| v.eq_ignore_ascii_case(n))
@@ -47,7 +52,13 @@ impl Window {
             Window::Hop => "HOP",
             Window::Cumulate => "CUMULATE",
             Window::Session => "SESSION",
+            Window::SequenceOrder => "SEQUENCE_ORDER",
+            Window::SequenceGaps => "SEQUENCE_GAPS",
         }
+    }
+
+    fn is_sequence(self) -> bool {
+        matches!(self, Window::SequenceOrder | Window::SequenceGaps)
     }
 
     /// Flink's parameter names, in positional order.
@@ -57,6 +68,9 @@ impl Window {
             Window::Hop => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
             Window::Cumulate => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
             Window::Session => &["DATA", "TIMECOL", "GAP"],
+            Window::SequenceOrder | Window::SequenceGaps => {
+                &["DATA", "KEYCOL", "SEQCOL", "MAX_DELAY", "MAX_BUFFER"]
+            }
         }
     }
 
@@ -65,6 +79,7 @@ impl Window {
         match self {
             Window::Tumble | Window::Session => 3,
             Window::Hop | Window::Cumulate => 4,
+            Window::SequenceOrder | Window::SequenceGaps => 4,
         }
     }
 
@@ -74,6 +89,12 @@ impl Window {
             Window::Hop => "HOP(TABLE t, DESCRIPTOR(ts), slide, size [, offset])",
             Window::Cumulate => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, size [, offset])",
             Window::Session => "SESSION(TABLE t [PARTITION BY k, ...], DESCRIPTOR(ts), gap)",
+            Window::SequenceOrder => {
+                "SEQUENCE_ORDER(TABLE t, DESCRIPTOR(key, ...), DESCRIPTOR(seq), max_delay [, max_buffer_rows])"
+            }
+            Window::SequenceGaps => {
+                "SEQUENCE_GAPS(TABLE t, DESCRIPTOR(key, ...), DESCRIPTOR(seq), max_delay [, max_buffer_rows])"
+            }
         }
     }
 }
@@ -379,7 +400,62 @@ fn bind(
         ));
     }
     let input = join_idents(&table);
-    let partition_by: Vec<String> = keys.iter().map(|k| k.value.clone()).collect();
+    let mut partition_by: Vec<String> = keys.iter().map(|k| k.value.clone()).collect();
+
+    if window.is_sequence() {
+        // KEYCOL: DESCRIPTOR(k, ...); SEQCOL: DESCRIPTOR(seq).
+        let keycol = arg(1);
+        let Some(key_columns) = keycol.and_then(descriptor_columns) else {
+            return Err(invalid(
+                line,
+                format!(
+                    "the KEYCOL argument of {fname} must be DESCRIPTOR(<column>, ...), found: {}",
+                    keycol.map(short).unwrap_or_default()
+                ),
+            ));
+        };
+        partition_by = key_columns;
+        let seqcol = arg(2);
+        let Some(seq_column) = seqcol.and_then(descriptor_column) else {
+            return Err(invalid(
+                line,
+                format!(
+                    "the SEQCOL argument of {fname} must be DESCRIPTOR(<column>), found: {}",
+                    seqcol.map(short).unwrap_or_default()
+                ),
+            ));
+        };
+        let delay = arg(3).ok_or_else(|| invalid(line, format!("{fname}: MAX_DELAY missing")))?;
+        let max_delay_ms =
+            interval_ms(delay).map_err(|m| invalid(line, format!("MAX_DELAY of {fname}: {m}")))?;
+        if max_delay_ms < 0 {
+            return Err(invalid(
+                line,
+                format!("{fname} max delay must not be negative, got {max_delay_ms} ms"),
+            ));
+        }
+        let max_buffer_rows = match arg(4) {
+            None => None,
+            Some(e) => match integer_literal(e) {
+                Some(n) if n > 0 => Some(n as u64),
+                _ => {
+                    return Err(invalid(
+                        line,
+                        format!(
+                            "MAX_BUFFER of {fname} must be a positive integer, found: {}",
+                            short(e)
+                        ),
+                    ))
+                }
+            },
+        };
+        let kind = TvfKind::Sequence {
+            max_delay_ms,
+            max_buffer_rows,
+            gaps: window == Window::SequenceGaps,
+        };
+        return Ok((kind, input, seq_column, partition_by));
+    }
 
     // TIMECOL: DESCRIPTOR(col)
     let timecol = arg(1);
@@ -472,6 +548,9 @@ fn bind(
         Window::Session => TvfKind::Session {
             gap_ms: positive(2, "gap")?,
         },
+        Window::SequenceOrder | Window::SequenceGaps => {
+            return Err(invalid(line, format!("{fname}: internal: not a window")))
+        }
     };
     Ok((kind, input, time_column, partition_by))
 }
@@ -497,6 +576,48 @@ fn descriptor_column(expr: &Expr) -> Option<String> {
         [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(col)))] => {
             Some(col.value.clone())
         }
+        _ => None,
+    }
+}
+
+/// `DESCRIPTOR(a, b, ...)` → `[a, b, ...]` (at least one column).
+fn descriptor_columns(expr: &Expr) -> Option<Vec<String>> {
+    let Expr::Function(f) = expr else {
+        return None;
+    };
+    let [part] = f.name.0.as_slice() else {
+        return None;
+    };
+    if !part
+        .as_ident()
+        .is_some_and(|i| i.value.eq_ignore_ascii_case("DESCRIPTOR"))
+    {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let cols: Option<Vec<String>> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(col))) => {
+                Some(col.value.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    cols.filter(|c| !c.is_empty())
+}
+
+/// An integer literal.
+fn integer_literal(expr: &Expr) -> Option<i64> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        Expr::Nested(inner) => integer_literal(inner),
         _ => None,
     }
 }

@@ -1229,3 +1229,57 @@ fn no_panic_on_any_prefix_or_mutation() {
         DialectError::Invalid { .. }
     ));
 }
+
+#[test]
+fn sequence_order_and_gaps_tvfs() {
+    let (q, tvfs) = query(
+        "SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE tx, DESCRIPTOR(account_id, card_id), \
+         DESCRIPTOR(seq), INTERVAL '5' SECOND))",
+    );
+    assert_eq!(q.to_string(), "SELECT * FROM __weir_tvf_0");
+    let mut expected = tvf(
+        0,
+        TvfKind::Sequence {
+            max_delay_ms: 5_000,
+            max_buffer_rows: None,
+            gaps: false,
+        },
+        "tx",
+        "seq",
+        1,
+    );
+    expected.partition_by = vec!["account_id".into(), "card_id".into()];
+    assert_eq!(tvfs, vec![expected]);
+
+    let (_, tvfs) = query(
+        "SELECT * FROM TABLE(SEQUENCE_GAPS(TABLE tx, DESCRIPTOR(account_id), \
+         DESCRIPTOR(seq), INTERVAL '1' MINUTE, 1000)) AS g",
+    );
+    assert_eq!(
+        tvfs[0].kind,
+        TvfKind::Sequence {
+            max_delay_ms: 60_000,
+            max_buffer_rows: Some(1000),
+            gaps: true,
+        }
+    );
+    assert_eq!(tvfs[0].alias.as_deref(), Some("g"));
+
+    let e = error(
+        "SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE tx, DESCRIPTOR(seq), INTERVAL '5' SECOND))",
+    );
+    assert!(
+        e.to_string()
+            .contains("SEQUENCE_ORDER is missing its MAX_DELAY argument"),
+        "{e}"
+    );
+    let e = error(
+        "SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE tx, DESCRIPTOR(a), DESCRIPTOR(seq), \
+         INTERVAL '5' SECOND, 0))",
+    );
+    assert!(
+        e.to_string()
+            .contains("MAX_BUFFER of SEQUENCE_ORDER must be a positive integer"),
+        "{e}"
+    );
+}
