@@ -645,11 +645,8 @@ pub fn window_spec(kind: &TvfKind, line: usize) -> Result<WindowSpec> {
             offset_ms: *offset_ms,
         },
         TvfKind::Session { gap_ms } => WindowSpec::Session { gap_ms: *gap_ms },
-        TvfKind::Sequence { .. } => {
-            return Err(plan_err(
-                line,
-                "SEQUENCE_ORDER/SEQUENCE_GAPS is not a window",
-            ))
+        TvfKind::Sequence { .. } | TvfKind::MatchRecognize => {
+            return Err(plan_err(line, "not a window table-valued function"))
         }
     })
 }

@@ -33,6 +33,7 @@
 mod check;
 mod ddl;
 mod dialect;
+mod match_recognize;
 mod span;
 mod stmt;
 mod tvf;
@@ -209,6 +210,8 @@ pub struct WindowTvf {
     pub partition_by: Vec<String>,
     /// The alias written after `TABLE(...)`, also kept on the replacement table.
     pub alias: Option<String>,
+    /// The clause of a [`TvfKind::MatchRecognize`]; `None` otherwise.
+    pub match_recognize: Option<Box<MatchRecognize>>,
     /// 1-based line of the call.
     pub line: usize,
 }
@@ -262,6 +265,59 @@ pub enum TvfKind {
         /// `SEQUENCE_GAPS` (true) or `SEQUENCE_ORDER` (false).
         gaps: bool,
     },
+    /// `input MATCH_RECOGNIZE (…)`; the clause is in
+    /// [`WindowTvf::match_recognize`].
+    MatchRecognize,
+}
+
+/// A `MATCH_RECOGNIZE` clause (Flink's subset: ONE ROW PER MATCH, no
+/// alternation, anchors, PERMUTE or exclusion), expressions as parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchRecognize {
+    /// `PARTITION BY` expressions.
+    pub partition_by: Vec<sqlparser::ast::Expr>,
+    /// `ORDER BY` (first: the time attribute).
+    pub order_by: Vec<sqlparser::ast::OrderByExpr>,
+    /// `MEASURES expr AS name, …`.
+    pub measures: Vec<sqlparser::ast::Measure>,
+    /// `AFTER MATCH SKIP …` (default `PAST LAST ROW`).
+    pub after_match_skip: sqlparser::ast::AfterMatchSkip,
+    /// `PATTERN (…)`.
+    pub pattern: PatternTerm,
+    /// `DEFINE var AS condition, …`.
+    pub define: Vec<sqlparser::ast::SymbolDefinition>,
+    /// `WITHIN INTERVAL …`, in milliseconds.
+    pub within_ms: Option<i64>,
+}
+
+/// A term of a `MATCH_RECOGNIZE` pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternTerm {
+    /// A pattern variable.
+    Var(String),
+    /// Terms one after the other.
+    Concat(Vec<PatternTerm>),
+    /// `( term )`.
+    Group(Box<PatternTerm>),
+    /// `term quantifier`.
+    Quantified {
+        /// The repeated term.
+        term: Box<PatternTerm>,
+        /// How often.
+        quantifier: Quantifier,
+    },
+}
+
+/// `*`, `+`, `?`, `{n}`, `{n,}`, `{,m}`, `{n,m}`, each greedy or reluctant
+/// (followed by `?`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantifier {
+    /// Fewest repetitions.
+    pub min: u32,
+    /// Most repetitions (`None`: unbounded).
+    pub max: Option<u32>,
+    /// Greedy (as many as possible) or reluctant (as few as possible).
+    pub greedy: bool,
 }
 
 /// An error of the dialect layer. Every message names the line.
@@ -352,6 +408,8 @@ pub fn parse_script(sql: &str) -> Result<Vec<ScriptStatement>, DialectError> {
             .find(|t| !is_trivia(t))
             .map(|t| t.span.end)
             .unwrap_or(Location { line: 1, column: 1 });
+        let mut tokens = tokens;
+        rewriter.within = match_recognize::strip_within(&mut tokens)?.into();
         let kind = parse_statement(&dialect, tokens, line, end, &mut rewriter)?;
         out.push(ScriptStatement { line, kind });
     }

@@ -122,6 +122,9 @@ fn is_group_window_function(name: &ObjectName) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct TvfRewriter {
     next_id: usize,
+    /// `WITHIN` durations of the statement's `MATCH_RECOGNIZE` clauses, in
+    /// text order (see [`crate::match_recognize::strip_within`]).
+    pub(crate) within: std::collections::VecDeque<Option<i64>>,
 }
 
 impl TvfRewriter {
@@ -136,6 +139,7 @@ impl TvfRewriter {
     ) -> Result<Vec<WindowTvf>, DialectError> {
         let mut visitor = Rewrite {
             next_id: &mut self.next_id,
+            within: &mut self.within,
             found: Vec::new(),
             fallback_line,
         };
@@ -148,6 +152,7 @@ impl TvfRewriter {
 
 struct Rewrite<'a> {
     next_id: &'a mut usize,
+    within: &'a mut std::collections::VecDeque<Option<i64>>,
     found: Vec<WindowTvf>,
     fallback_line: usize,
 }
@@ -158,6 +163,30 @@ impl VisitorMut for Rewrite<'_> {
     fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<DialectError> {
         let span = || table_factor_start(tf);
         let line = || line_of(span(), self.fallback_line);
+        if let TableFactor::MatchRecognize { alias, .. } = &*tf {
+            let within = self.within.pop_front().flatten();
+            let line = line();
+            let (clause, input) = match crate::match_recognize::convert(tf, within, line) {
+                Ok(c) => c,
+                Err(e) => return ControlFlow::Break(e),
+            };
+            let alias = alias.clone();
+            let span = span();
+            let table_name = format!("{TVF_TABLE_PREFIX}{}", *self.next_id);
+            *self.next_id += 1;
+            self.found.push(WindowTvf {
+                table_name: table_name.clone(),
+                kind: TvfKind::MatchRecognize,
+                input,
+                time_column: String::new(),
+                partition_by: Vec::new(),
+                alias: alias.as_ref().map(|a| a.name.value.clone()),
+                match_recognize: Some(Box::new(clause)),
+                line,
+            });
+            *tf = synthetic_table(span, table_name, alias);
+            return ControlFlow::Continue(());
+        }
         let (window, args, alias) = match &*tf {
             TableFactor::TableFunction {
                 expr: Expr::Function(f),
@@ -216,20 +245,10 @@ impl VisitorMut for Rewrite<'_> {
             time_column,
             partition_by,
             alias: alias.as_ref().map(|a| a.name.value.clone()),
+            match_recognize: None,
             line,
         });
-        *tf = TableFactor::Table {
-            name: ObjectName::from(vec![Ident::with_span(span, table_name)]),
-            alias,
-            args: None,
-            with_hints: vec![],
-            version: None,
-            with_ordinality: false,
-            partitions: vec![],
-            json_path: None,
-            sample: None,
-            index_hints: vec![],
-        };
+        *tf = synthetic_table(span, table_name, alias);
         ControlFlow::Continue(())
     }
 
@@ -257,6 +276,26 @@ impl VisitorMut for Rewrite<'_> {
             });
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// A reference to a synthetic table that replaces a TVF call.
+fn synthetic_table(
+    span: sqlparser::tokenizer::Span,
+    table_name: String,
+    alias: Option<sqlparser::ast::TableAlias>,
+) -> TableFactor {
+    TableFactor::Table {
+        name: ObjectName::from(vec![Ident::with_span(span, table_name)]),
+        alias,
+        args: None,
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
     }
 }
 

@@ -1,11 +1,13 @@
 //! Pins the Flink forms the dialect layer accepts, rewrites and rejects.
 
-use sqlparser::ast::{DataType, ExactNumberInfo, Ident, ObjectName, Query, TimezoneInfo};
+use sqlparser::ast::{
+    AfterMatchSkip, DataType, ExactNumberInfo, Ident, ObjectName, Query, TimezoneInfo,
+};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use weir_dialect::{
-    check_supported, parse_script, ColumnDef, CreateTable, DialectError, FlinkDialect,
-    ScriptStatement, StatementKind, TvfKind, WindowTvf,
+    check_supported, parse_script, ColumnDef, CreateTable, DialectError, FlinkDialect, PatternTerm,
+    Quantifier, ScriptStatement, StatementKind, TvfKind, WindowTvf,
 };
 
 fn parse(sql: &str) -> Vec<ScriptStatement> {
@@ -70,6 +72,7 @@ fn tvf(n: usize, kind: TvfKind, input: &str, time_column: &str, line: usize) -> 
         time_column: time_column.into(),
         partition_by: vec![],
         alias: None,
+        match_recognize: None,
         line,
     }
 }
@@ -986,8 +989,8 @@ fn unsupported_constructs_are_named() {
         ("SELECT a, COUNT(*) FROM t GROUP BY CUBE (a, b)", "CUBE", 1),
         (
             "SELECT * FROM t MATCH_RECOGNIZE (PARTITION BY a ORDER BY ts MEASURES A.x AS x \
-             PATTERN (A B) DEFINE A AS A.x > 0)",
-            "MATCH_RECOGNIZE",
+             PATTERN (^ A B) DEFINE A AS A.x > 0)",
+            "MATCH_RECOGNIZE anchors (^, $)",
             1,
         ),
         ("SELECT * FROM LATERAL (SELECT a FROM t) AS x", "LATERAL", 1),
@@ -1132,7 +1135,9 @@ FROM bid";
         assert!(Parser::parse_sql(&GenericDialect, sql).is_ok(), "{sql}");
         assert!(Parser::parse_sql(&FlinkDialect, sql).is_ok(), "{sql}");
     }
-    assert_eq!(error(match_recognize), unsupported("MATCH_RECOGNIZE", 1));
+    // MATCH_RECOGNIZE is rewritten by the dialect (see
+    // match_recognize_with_within_and_reluctant_quantifiers).
+    assert_eq!(parse(match_recognize).len(), 1);
     assert_eq!(error(over), unsupported("window function (OVER)", 1));
     // The TVF form GenericDialect rejects.
     assert!(Parser::parse_sql(
@@ -1282,4 +1287,63 @@ fn sequence_order_and_gaps_tvfs() {
             .contains("MAX_BUFFER of SEQUENCE_ORDER must be a positive integer"),
         "{e}"
     );
+}
+
+#[test]
+fn match_recognize_with_within_and_reluctant_quantifiers() {
+    let (q, tvfs) = query(
+        "SELECT * FROM tx MATCH_RECOGNIZE (
+  PARTITION BY card_id
+  ORDER BY event_time
+  MEASURES FIRST(A.amount) AS small, LAST(B.amount) AS large
+  ONE ROW PER MATCH
+  AFTER MATCH SKIP TO NEXT ROW
+  PATTERN (A C*? B{2,3} D+? E??) WITHIN INTERVAL '1' MINUTE
+  DEFINE A AS A.amount < 1, B AS B.amount > 500
+) AS m",
+    );
+    assert_eq!(q.to_string(), "SELECT * FROM __weir_tvf_0 AS m");
+    let t = &tvfs[0];
+    assert_eq!(t.kind, TvfKind::MatchRecognize);
+    assert_eq!(t.input, "tx");
+    assert_eq!(t.alias.as_deref(), Some("m"));
+    let mr = t.match_recognize.as_deref().expect("clause");
+    assert_eq!(mr.within_ms, Some(60_000));
+    assert_eq!(mr.measures.len(), 2);
+    assert_eq!(mr.define.len(), 2);
+    assert_eq!(mr.after_match_skip, AfterMatchSkip::ToNextRow);
+    let q = |term: &str, min: u32, max: Option<u32>, greedy: bool| PatternTerm::Quantified {
+        term: Box::new(PatternTerm::Var(term.into())),
+        quantifier: Quantifier { min, max, greedy },
+    };
+    assert_eq!(
+        mr.pattern,
+        PatternTerm::Concat(vec![
+            PatternTerm::Var("A".into()),
+            q("C", 0, None, false),
+            q("B", 2, Some(3), true),
+            q("D", 1, None, false),
+            q("E", 0, Some(1), false),
+        ])
+    );
+
+    // Without WITHIN, defaults: PAST LAST ROW.
+    let (_, tvfs) = query(
+        "SELECT * FROM tx MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts \
+         MEASURES A.v AS v PATTERN (A B) DEFINE A AS v > 1)",
+    );
+    let mr = tvfs[0].match_recognize.as_deref().expect("clause");
+    assert_eq!(mr.within_ms, None);
+    assert_eq!(mr.after_match_skip, AfterMatchSkip::PastLastRow);
+
+    let e = error(
+        "SELECT * FROM tx MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts \
+         MEASURES A.v AS v ALL ROWS PER MATCH PATTERN (A B) DEFINE A AS v > 1)",
+    );
+    assert_eq!(e, unsupported("MATCH_RECOGNIZE ALL ROWS PER MATCH", 1));
+    let e = error(
+        "SELECT * FROM tx MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts \
+         MEASURES A.v AS v PATTERN (A | B) DEFINE A AS v > 1)",
+    );
+    assert_eq!(e, unsupported("MATCH_RECOGNIZE alternation (|)", 1));
 }
