@@ -230,6 +230,12 @@ fn plan_err(line: usize, msg: impl std::fmt::Display) -> WeirError {
 
 fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf]) -> Result<()> {
     for t in tvfs {
+        if t.kind == TvfKind::MatchRecognize {
+            return Err(WeirError::Plan(format!(
+                "line {}: unsupported construct: MATCH_RECOGNIZE (the pattern matcher is not wired into SQL yet)",
+                t.line
+            )));
+        }
         if let TvfKind::Sequence { gaps, .. } = t.kind {
             let name = if gaps {
                 "SEQUENCE_GAPS"

@@ -107,3 +107,19 @@ INSERT INTO out3 SELECT auction FROM bid;",
     );
     assert!(err.contains("writing METADATA column ts"), "{err}");
 }
+
+#[test]
+fn match_recognize_and_sequence_order_are_named_until_wired() {
+    let err = plan_error(
+        "SELECT * FROM bid MATCH_RECOGNIZE (PARTITION BY auction ORDER BY dateTime
+  MEASURES A.price AS p PATTERN (A B) DEFINE A AS A.price > 0);",
+    );
+    assert!(
+        err.contains("line 7") && err.contains("MATCH_RECOGNIZE"),
+        "{err}"
+    );
+    let err = plan_error(
+        "SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE bid, DESCRIPTOR(auction), DESCRIPTOR(price), INTERVAL '1' SECOND));",
+    );
+    assert!(err.contains("SEQUENCE_ORDER"), "{err}");
+}
