@@ -33,8 +33,11 @@ pub struct TableDef {
 pub struct TvfDef {
     /// The TVF as parsed.
     pub tvf: WindowTvf,
-    /// Its schema: the input's columns plus window_start, window_end, window_time.
+    /// Its schema: the input's columns plus window_start, window_end,
+    /// window_time for windows; what the function says for table functions.
     pub schema: SchemaRef,
+    /// The planned call of a table function (`None` for built-in TVFs).
+    pub function: Option<crate::table_function::TableFunctionPlan>,
 }
 
 /// Names of the columns a window TVF adds.

@@ -19,6 +19,7 @@ pub mod functions;
 pub mod lower;
 pub mod planner;
 pub mod source_table;
+pub mod table_function;
 pub mod types;
 
 pub use planner::{plan_script, PlanOptions, PlannedJob, PlannedStatement};

@@ -326,6 +326,9 @@ impl<'a> Lowerer<'a> {
             .clone();
         let line = tvf.tvf.line;
         let input_name = tvf.tvf.input.clone();
+        if let Some(f) = &tvf.function {
+            return self.lower_table_function(&tvf, f);
+        }
         let input = if let Some(t) = self.catalog.tables.get(&input_name) {
             if t.ddl.watermark.as_ref().map(|w| w.column.as_str())
                 != Some(tvf.tvf.time_column.as_str())
@@ -619,6 +622,61 @@ impl<'a> Lowerer<'a> {
     }
 }
 
+impl Lowerer<'_> {
+    /// A table function call: its input (table or view), repartitioned by
+    /// the function's keys, then its operator.
+    fn lower_table_function(
+        &mut self,
+        tvf: &crate::catalog::TvfDef,
+        f: &crate::table_function::TableFunctionPlan,
+    ) -> Result<Stream> {
+        let line = tvf.tvf.line;
+        let input_name = &tvf.tvf.input;
+        let input = if let Some(t) = self.catalog.tables.get(input_name) {
+            self.lower_table(t)?
+        } else if let Some(v) = self.catalog.views.get(input_name) {
+            let v = v.clone();
+            self.lower(&v, false)?
+        } else {
+            return Err(plan_err(
+                line,
+                format!(
+                    "{}: input '{input_name}' is not a table or view",
+                    tvf.tvf.function
+                ),
+            ));
+        };
+        let (parallelism, partitioning) = if f.keys.is_empty() {
+            (1, Partitioning::Rebalance)
+        } else {
+            (self.parallelism, Partitioning::Hash(f.keys.clone()))
+        };
+        let partitioning = if parallelism == 1 && input.parallelism == 1 {
+            Partitioning::Forward
+        } else {
+            partitioning
+        };
+        let node = self.graph.add_node(
+            tvf.tvf.function.to_ascii_uppercase(),
+            f.description.clone(),
+            parallelism,
+            NodeKind::Operator(f.operator.clone()),
+            f.schema.clone(),
+        );
+        self.graph.connect(input.node, node, partitioning);
+        let schema = Arc::new(
+            DFSchema::try_from_qualified_schema(tvf.tvf.table_name.as_str(), &f.schema)
+                .map_err(|e| plan_err(line, e))?,
+        );
+        Ok(Stream {
+            node,
+            schema,
+            parallelism,
+            windows: None,
+        })
+    }
+}
+
 /// The Weir window spec of a window TVF; a plan error for the other TVFs.
 pub fn window_spec(kind: &TvfKind, line: usize) -> Result<WindowSpec> {
     Ok(match kind {
@@ -645,7 +703,7 @@ pub fn window_spec(kind: &TvfKind, line: usize) -> Result<WindowSpec> {
             offset_ms: *offset_ms,
         },
         TvfKind::Session { gap_ms } => WindowSpec::Session { gap_ms: *gap_ms },
-        TvfKind::Sequence { .. } | TvfKind::MatchRecognize => {
+        TvfKind::Sequence { .. } | TvfKind::MatchRecognize | TvfKind::Function => {
             return Err(plan_err(line, "not a window table-valued function"))
         }
     })

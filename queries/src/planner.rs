@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use datafusion_common::{Column, DFSchema};
-use datafusion_expr::{cast, Expr, ExprSchemable, LogicalPlan};
+use datafusion_expr::{cast, AggregateUDF, Expr, ExprSchemable, LogicalPlan, ScalarUDF};
 use datafusion_optimizer::analyzer::Analyzer;
 use datafusion_optimizer::optimize_projections::OptimizeProjections;
 use datafusion_optimizer::simplify_expressions::SimplifyExpressions;
@@ -22,6 +22,7 @@ use weir_engine::{Result, WeirError};
 use crate::catalog::{Catalog, TableDef, TvfDef};
 use crate::lower::{Lowerer, Stream};
 use crate::source_table::{parse_duration, table_schemas, SourceTablePlanner, PLANNER_OPTIONS};
+use crate::table_function::{TableFunction, TableFunctionCall, TableFunctionRegistry};
 
 /// How to plan a script.
 #[derive(Clone)]
@@ -32,6 +33,12 @@ pub struct PlanOptions {
     pub registry: Arc<ConnectorRegistry>,
     /// Where a bare `SELECT` writes (default: the `print` connector).
     pub select_sink: Option<Arc<dyn SinkFactory>>,
+    /// Table functions callable as `TABLE(NAME(TABLE t, …))`.
+    pub table_functions: TableFunctionRegistry,
+    /// Extra scalar functions (user UDFs), callable by name.
+    pub scalar_functions: Vec<Arc<ScalarUDF>>,
+    /// Extra aggregate functions (user UDAFs), callable by name.
+    pub aggregate_functions: Vec<Arc<AggregateUDF>>,
 }
 
 impl PlanOptions {
@@ -41,7 +48,25 @@ impl PlanOptions {
             parallelism: 1,
             registry: Arc::new(ConnectorRegistry::with_defaults()),
             select_sink: None,
+            table_functions: TableFunctionRegistry::new(),
+            scalar_functions: Vec::new(),
+            aggregate_functions: Vec::new(),
         }
+    }
+
+    /// Makes `f` callable from SQL as `TABLE(NAME(TABLE t, …))`.
+    pub fn register_table_function(&mut self, f: Arc<dyn TableFunction>) {
+        self.table_functions.register(f);
+    }
+
+    /// Makes a scalar UDF callable from SQL.
+    pub fn register_udf(&mut self, f: Arc<ScalarUDF>) {
+        self.scalar_functions.push(f);
+    }
+
+    /// Makes an aggregate UDF callable from SQL (in window aggregations).
+    pub fn register_udaf(&mut self, f: Arc<AggregateUDF>) {
+        self.aggregate_functions.push(f);
     }
 }
 
@@ -90,6 +115,12 @@ impl PlannedJob {
 pub fn plan_script(sql: &str, options: &PlanOptions) -> Result<PlannedJob> {
     let statements = parse_script(sql).map_err(|e| WeirError::Plan(e.to_string()))?;
     let mut catalog = Catalog::new();
+    for f in &options.scalar_functions {
+        catalog.register_udf(f.clone());
+    }
+    for f in &options.aggregate_functions {
+        catalog.register_udaf(f.clone());
+    }
     let mut graph = JobGraph::new();
     let mut planned = Vec::new();
     let mut parallelism = options.parallelism.max(1);
@@ -155,12 +186,12 @@ pub fn plan_script(sql: &str, options: &PlanOptions) -> Result<PlannedJob> {
                 if catalog.relation_schema(&name).is_some() {
                     return Err(plan_err(line, format!("table or view '{name}' already exists")));
                 }
-                register_tvfs(&mut catalog, &tvfs)?;
+                register_tvfs(&mut catalog, &tvfs, options)?;
                 let plan = plan_query(&catalog, *query, line)?;
                 catalog.views.insert(name, plan);
             }
             StatementKind::Insert { table, query, tvfs } => {
-                register_tvfs(&mut catalog, &tvfs)?;
+                register_tvfs(&mut catalog, &tvfs, options)?;
                 let plan = plan_query(&catalog, *query, line)?;
                 let target = catalog
                     .tables
@@ -184,7 +215,7 @@ pub fn plan_script(sql: &str, options: &PlanOptions) -> Result<PlannedJob> {
                 });
             }
             StatementKind::Query { query, tvfs } => {
-                register_tvfs(&mut catalog, &tvfs)?;
+                register_tvfs(&mut catalog, &tvfs, options)?;
                 let plan = plan_query(&catalog, *query, line)?;
                 let sources = SourceTablePlanner {
                     registry: &options.registry,
@@ -228,8 +259,42 @@ fn plan_err(line: usize, msg: impl std::fmt::Display) -> WeirError {
     WeirError::Plan(format!("line {line}: {msg}"))
 }
 
-fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf]) -> Result<()> {
+fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf], options: &PlanOptions) -> Result<()> {
     for t in tvfs {
+        if t.kind == TvfKind::Function {
+            let f = options.table_functions.get(&t.function).ok_or_else(|| {
+                let known = options.table_functions.names();
+                plan_err(
+                    t.line,
+                    format!(
+                        "unknown table function '{}' (known: {})",
+                        t.function,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })?;
+            let input = catalog.relation_schema(&t.input).ok_or_else(|| {
+                plan_err(
+                    t.line,
+                    format!("{}(TABLE {}): no such table or view", t.function, t.input),
+                )
+            })?;
+            let call = TableFunctionCall::resolve(&t.function, input, &t.args, t.line)?;
+            let plan = f.plan(&call)?;
+            catalog.tvfs.insert(
+                t.table_name.clone(),
+                TvfDef {
+                    tvf: t.clone(),
+                    schema: plan.schema.clone(),
+                    function: Some(plan),
+                },
+            );
+            continue;
+        }
         if t.kind == TvfKind::MatchRecognize {
             return Err(WeirError::Plan(format!(
                 "line {}: unsupported construct: MATCH_RECOGNIZE (the pattern matcher is not wired into SQL yet)",
@@ -276,6 +341,7 @@ fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf]) -> Result<()> {
             TvfDef {
                 tvf: t.clone(),
                 schema,
+                function: None,
             },
         );
     }

@@ -45,6 +45,7 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 pub use check::check_supported;
 pub use dialect::FlinkDialect;
+pub use tvf::interval_ms;
 
 use check::check_supported_at;
 use stmt::{find_hint, is_trivia, split_statements, to_usize, Stmt};
@@ -212,6 +213,12 @@ pub struct WindowTvf {
     pub alias: Option<String>,
     /// The clause of a [`TvfKind::MatchRecognize`]; `None` otherwise.
     pub match_recognize: Option<Box<MatchRecognize>>,
+    /// The function name of a [`TvfKind::Function`] as written (the TVF's
+    /// name otherwise).
+    pub function: String,
+    /// The arguments after `TABLE t` of a [`TvfKind::Function`], by
+    /// position (named arguments are not supported there); empty otherwise.
+    pub args: Vec<TableFunctionArg>,
     /// 1-based line of the call.
     pub line: usize,
 }
@@ -268,6 +275,20 @@ pub enum TvfKind {
     /// `input MATCH_RECOGNIZE (…)`; the clause is in
     /// [`WindowTvf::match_recognize`].
     MatchRecognize,
+    /// Any other `TABLE(name(TABLE t, arg, …))`: a table function registered
+    /// with the planner (Weir's built-in rules or a user's operator). The
+    /// name is [`WindowTvf::function`], the other arguments
+    /// [`WindowTvf::args`].
+    Function,
+}
+
+/// An argument of a table function call after `TABLE t`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableFunctionArg {
+    /// `DESCRIPTOR(a, b, …)`: column names.
+    Descriptor(Vec<String>),
+    /// Any other expression (a literal, an interval), as parsed.
+    Expr(Box<sqlparser::ast::Expr>),
 }
 
 /// A `MATCH_RECOGNIZE` clause (Flink's subset: ONE ROW PER MATCH, no

@@ -10,7 +10,7 @@ use sqlparser::ast::{
 
 use crate::dialect::{is_marker_name, table_marker};
 use crate::span::{line_of, table_factor_start};
-use crate::{DialectError, TvfKind, WindowTvf};
+use crate::{DialectError, TableFunctionArg, TvfKind, WindowTvf};
 
 /// Prefix of the synthetic table names that replace window TVF calls.
 pub(crate) const TVF_TABLE_PREFIX: &str = "__weir_tvf_";
@@ -157,6 +157,73 @@ struct Rewrite<'a> {
     fallback_line: usize,
 }
 
+impl Rewrite<'_> {
+    /// `TABLE(name(TABLE t, args…))` for a name that is not a built-in TVF:
+    /// a table function call, if its first argument is `TABLE t`.
+    fn function_call(
+        &mut self,
+        f: &sqlparser::ast::Function,
+        alias: Option<sqlparser::ast::TableAlias>,
+        span: sqlparser::tokenizer::Span,
+        line: usize,
+    ) -> Result<Option<TableFactor>, DialectError> {
+        let FunctionArguments::List(list) = &f.args else {
+            return Ok(None);
+        };
+        let mut exprs = Vec::new();
+        for a in &list.args {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => exprs.push(e),
+                other => {
+                    return Err(invalid(
+                        line,
+                        format!(
+                            "table function {}: only positional arguments are supported, found {}",
+                            f.name,
+                            short(other)
+                        ),
+                    ))
+                }
+            }
+        }
+        let Some((table, keys)) = exprs.first().and_then(|e| table_marker(e)) else {
+            return Ok(None);
+        };
+        if !keys.is_empty() {
+            return Err(invalid(
+                line,
+                format!(
+                    "table function {}: use DESCRIPTOR(key, ...) instead of PARTITION BY",
+                    f.name
+                ),
+            ));
+        }
+        let input = join_idents(&table);
+        let args = exprs[1..]
+            .iter()
+            .map(|e| match descriptor_columns(e) {
+                Some(cols) => TableFunctionArg::Descriptor(cols),
+                None => TableFunctionArg::Expr(Box::new((*e).clone())),
+            })
+            .collect();
+        let table_name = format!("{TVF_TABLE_PREFIX}{}", *self.next_id);
+        *self.next_id += 1;
+        self.found.push(WindowTvf {
+            table_name: table_name.clone(),
+            kind: TvfKind::Function,
+            input,
+            time_column: String::new(),
+            partition_by: Vec::new(),
+            alias: alias.as_ref().map(|a| a.name.value.clone()),
+            match_recognize: None,
+            function: f.name.to_string(),
+            args,
+            line,
+        });
+        Ok(Some(synthetic_table(span, table_name, alias)))
+    }
+}
+
 impl VisitorMut for Rewrite<'_> {
     type Break = DialectError;
 
@@ -182,6 +249,8 @@ impl VisitorMut for Rewrite<'_> {
                 partition_by: Vec::new(),
                 alias: alias.as_ref().map(|a| a.name.value.clone()),
                 match_recognize: Some(Box::new(clause)),
+                function: "MATCH_RECOGNIZE".into(),
+                args: Vec::new(),
                 line,
             });
             *tf = synthetic_table(span, table_name, alias);
@@ -193,7 +262,14 @@ impl VisitorMut for Rewrite<'_> {
                 alias,
             } => {
                 let Some(window) = Window::from_name(&f.name) else {
-                    return ControlFlow::Continue(());
+                    return match self.function_call(f, alias.clone(), span(), line()) {
+                        Ok(Some(replacement)) => {
+                            *tf = replacement;
+                            ControlFlow::Continue(())
+                        }
+                        Ok(None) => ControlFlow::Continue(()),
+                        Err(e) => ControlFlow::Break(e),
+                    };
                 };
                 let args = match &f.args {
                     FunctionArguments::List(list)
@@ -246,6 +322,8 @@ impl VisitorMut for Rewrite<'_> {
             partition_by,
             alias: alias.as_ref().map(|a| a.name.value.clone()),
             match_recognize: None,
+            function: window.name().to_string(),
+            args: Vec::new(),
             line,
         });
         *tf = synthetic_table(span, table_name, alias);
@@ -264,8 +342,8 @@ impl VisitorMut for Rewrite<'_> {
             return ControlFlow::Break(invalid(
                 line,
                 format!(
-                    "TABLE {table} is only allowed as the first argument of a window \
-                     table-valued function in FROM TABLE(TUMBLE|HOP|CUMULATE|SESSION(...))"
+                    "TABLE {table} is only allowed as the first argument of a \
+                     table-valued function in FROM, e.g. TABLE(TUMBLE(TABLE t, ...))"
                 ),
             ));
         }
@@ -664,7 +742,7 @@ fn integer_literal(expr: &Expr) -> Option<i64> {
 /// Converts a day-time interval expression (`INTERVAL '10' SECOND`,
 /// `-INTERVAL '1' HOUR`, `INTERVAL '1 02:00:00' DAY TO SECOND`, ...) to
 /// milliseconds. The error is a message without the line.
-pub(crate) fn interval_ms(expr: &Expr) -> Result<i64, String> {
+pub fn interval_ms(expr: &Expr) -> Result<i64, String> {
     match expr {
         Expr::Interval(interval) => interval_literal_ms(interval),
         Expr::Nested(inner) => interval_ms(inner),

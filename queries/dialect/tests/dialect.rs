@@ -7,7 +7,7 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use weir_dialect::{
     check_supported, parse_script, ColumnDef, CreateTable, DialectError, FlinkDialect, PatternTerm,
-    Quantifier, ScriptStatement, StatementKind, TvfKind, WindowTvf,
+    Quantifier, ScriptStatement, StatementKind, TableFunctionArg, TvfKind, WindowTvf,
 };
 
 fn parse(sql: &str) -> Vec<ScriptStatement> {
@@ -73,6 +73,18 @@ fn tvf(n: usize, kind: TvfKind, input: &str, time_column: &str, line: usize) -> 
         partition_by: vec![],
         alias: None,
         match_recognize: None,
+        function: match kind {
+            TvfKind::Tumble { .. } => "TUMBLE",
+            TvfKind::Hop { .. } => "HOP",
+            TvfKind::Cumulate { .. } => "CUMULATE",
+            TvfKind::Session { .. } => "SESSION",
+            TvfKind::Sequence { gaps: false, .. } => "SEQUENCE_ORDER",
+            TvfKind::Sequence { gaps: true, .. } => "SEQUENCE_GAPS",
+            TvfKind::MatchRecognize => "MATCH_RECOGNIZE",
+            TvfKind::Function => "",
+        }
+        .into(),
+        args: vec![],
         line,
     }
 }
@@ -708,8 +720,8 @@ fn invalid_window_tvfs() {
         error("SELECT a\nFROM t\nWHERE f(TABLE u) > 0"),
         invalid(
             3,
-            "TABLE u is only allowed as the first argument of a window table-valued function \
-             in FROM TABLE(TUMBLE|HOP|CUMULATE|SESSION(...))"
+            "TABLE u is only allowed as the first argument of a table-valued function in FROM, \
+             e.g. TABLE(TUMBLE(TABLE t, ...))"
         )
     );
     // Flink's legacy group-window functions.
@@ -1346,4 +1358,33 @@ fn match_recognize_with_within_and_reluctant_quantifiers() {
          MEASURES A.v AS v PATTERN (A | B) DEFINE A AS v > 1)",
     );
     assert_eq!(e, unsupported("MATCH_RECOGNIZE alternation (|)", 1));
+}
+
+#[test]
+fn other_table_functions_are_calls_with_descriptors_and_literals() {
+    let (q, tvfs) = query(
+        "SELECT * FROM TABLE(velocity(TABLE tx, DESCRIPTOR(card_id), DESCRIPTOR(event_time), \
+         INTERVAL '1' MINUTE, 5, 'x')) AS v",
+    );
+    assert_eq!(q.to_string(), "SELECT * FROM __weir_tvf_0 AS v");
+    let t = &tvfs[0];
+    assert_eq!(t.kind, TvfKind::Function);
+    assert_eq!(t.function, "velocity");
+    assert_eq!(t.input, "tx");
+    assert_eq!(t.args.len(), 5);
+    assert_eq!(
+        t.args[0],
+        TableFunctionArg::Descriptor(vec!["card_id".into()])
+    );
+    assert_eq!(
+        t.args[1],
+        TableFunctionArg::Descriptor(vec!["event_time".into()])
+    );
+    let TableFunctionArg::Expr(e) = &t.args[3] else {
+        panic!("literal expected")
+    };
+    assert_eq!(e.to_string(), "5");
+    // Named arguments are not supported for table functions.
+    let e = error("SELECT * FROM TABLE(velocity(TABLE tx, n => 5))");
+    assert!(e.to_string().contains("only positional arguments"), "{e}");
 }
