@@ -31,6 +31,9 @@ pub struct OperatorMetrics {
     pub watermark: AtomicI64,
     /// Processing time per batch, in nanoseconds.
     latency_ns: Mutex<Histogram<u64>>,
+    /// A condition worth showing in the progress line (e.g. "broker
+    /// unreachable, retry 3 in 800ms"); `None` when all is well.
+    status: Mutex<Option<String>>,
 }
 
 impl OperatorMetrics {
@@ -47,7 +50,20 @@ impl OperatorMetrics {
             malformed_records: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             latency_ns: Mutex::new(new_histogram()),
+            status: Mutex::new(None),
         }
+    }
+
+    /// Sets (or clears, with `None`) the condition shown in the progress
+    /// line for this subtask: a source retrying a broker, a sink waiting on
+    /// deliveries.
+    pub fn set_status(&self, status: Option<String>) {
+        *self.status.lock() = status;
+    }
+
+    /// The current condition, if any.
+    pub fn status(&self) -> Option<String> {
+        self.status.lock().clone()
     }
 
     /// Counts an incoming batch.
@@ -135,6 +151,20 @@ pub struct JobTotals {
     pub malformed_records: u64,
     /// The smallest watermark seen at any sink (`None` before the first one).
     pub sink_watermark: Option<i64>,
+}
+
+impl MetricsRegistry {
+    /// The conditions subtasks report right now, as `node[subtask]: status`.
+    pub fn statuses(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .iter()
+            .filter_map(|(_, m)| {
+                m.status()
+                    .map(|s| format!("{}[{}]: {s}", m.node, m.subtask))
+            })
+            .collect()
+    }
 }
 
 impl MetricsRegistry {

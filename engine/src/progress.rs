@@ -50,7 +50,7 @@ impl Progress {
             .sink_watermark
             .map(format_millis)
             .unwrap_or_else(|| "-".into());
-        format!(
+        let mut line = format!(
             "[weir {:>6.1}s] in {}/s  out {}/s  watermark {}  late {}  malformed {}  (total in {} out {})",
             now.duration_since(self.started).as_secs_f64(),
             human_rate(rate_in),
@@ -60,7 +60,12 @@ impl Progress {
             totals.malformed_records,
             totals.source_rows,
             totals.sink_rows
-        )
+        );
+        for status in self.metrics.statuses() {
+            line.push_str("  | ");
+            line.push_str(&status);
+        }
+        line
     }
 
     /// A multi-line summary: totals, average rates, and per node the rows in
@@ -123,5 +128,20 @@ mod tests {
         assert_eq!(human_rate(45_600.0), "45.6K");
         assert_eq!(human_rate(12.0), "12");
         assert_eq!(fmt_ns(1_500_000), "1.50ms");
+    }
+
+    #[test]
+    fn progress_line_shows_reported_conditions_until_cleared() {
+        let registry = MetricsRegistry::default();
+        let m = registry.register(NodeRole::Source, "source:bid", 1);
+        let mut p = Progress::new(registry);
+        m.set_status(Some("broker unreachable, retry 2 in 400ms".into()));
+        let line = p.line();
+        assert!(
+            line.ends_with("  | source:bid[1]: broker unreachable, retry 2 in 400ms"),
+            "{line}"
+        );
+        m.set_status(None);
+        assert!(!p.line().contains('|'));
     }
 }

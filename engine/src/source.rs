@@ -154,6 +154,12 @@ impl SourceContext {
     pub fn metrics(&self) -> &Arc<OperatorMetrics> {
         &self.metrics
     }
+
+    /// Shows a condition in the progress line (a broker being retried, a
+    /// throttled shard) until cleared with `None`.
+    pub fn set_status(&self, status: Option<String>) {
+        self.metrics.set_status(status);
+    }
 }
 
 /// A running source subtask.
