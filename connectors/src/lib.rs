@@ -11,11 +11,12 @@
 //! |---|---|---|---|
 //! | `nexmark` | yes | – | [`nexmark`] |
 //! | `filesystem` | JSON lines, CSV, Parquet | JSON lines, CSV, Parquet | [`filesystem`] |
+//! | `kafka` | JSON, CSV, raw; per-partition splits, metadata columns | JSON, CSV, raw; idempotent producer | [`kafka`] |
 //! | `print` | – | yes | [`print`] |
 //! | `blackhole` | – | yes | [`blackhole`] |
 //!
 //! The record formats (JSON lines, CSV) live in [`format`], shared by the
-//! filesystem connector and by the message-queue connectors to come.
+//! filesystem connector and the message-queue connectors (`kafka`).
 //!
 //! Errors are [`WeirError::Config`] with messages that name the table, the
 //! option and what was expected, e.g.
@@ -32,6 +33,7 @@ use weir_engine::{Result, WeirError};
 pub mod blackhole;
 pub mod filesystem;
 pub mod format;
+pub mod kafka;
 pub mod nexmark;
 pub mod options;
 pub mod print;
@@ -163,11 +165,12 @@ impl ConnectorRegistry {
     }
 
     /// A registry with Weir's built-in connectors: `nexmark`, `filesystem`,
-    /// `print` and `blackhole`.
+    /// `kafka`, `print` and `blackhole`.
     pub fn with_defaults() -> Self {
         let mut r = Self::new();
         r.register(Arc::new(nexmark::NexmarkConnector));
         r.register(Arc::new(filesystem::FilesystemConnector));
+        r.register(Arc::new(kafka::KafkaConnector));
         r.register(Arc::new(print::PrintConnector));
         r.register(Arc::new(blackhole::BlackholeConnector));
         r
