@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# A tansu broker (a Kafka-protocol broker, in-memory storage) for Weir's
+# end-to-end Kafka tests.
+#
+#   .ci/tansu.sh install   install ~/.cargo/bin/tansu when missing
+#                          (cargo install tansu --locked --features dynostore;
+#                          10-13 min cold on 2 cores)
+#   .ci/tansu.sh start     start one on a free loopback port; prints
+#                          WEIR_TANSU_BOOTSTRAP=127.0.0.1:<port>
+#   .ci/tansu.sh env       prints that line again for the running broker
+#   .ci/tansu.sh stop      stop the broker this script started
+#
+# Use from a CI script:
+#   .ci/tansu.sh install
+#   eval "export $(.ci/tansu.sh start)"
+#   trap '.ci/tansu.sh stop' EXIT
+#
+# State (pid, port, log) lives in $WEIR_TANSU_DIR (default
+# ${TMPDIR:-/tmp}/weir-tansu-$UID). Only the process recorded there is
+# ever stopped.
+set -euo pipefail
+
+dir="${WEIR_TANSU_DIR:-${TMPDIR:-/tmp}/weir-tansu-$(id -u)}"
+mkdir -p "$dir"
+pidfile="$dir/tansu.pid"
+portfile="$dir/tansu.port"
+logfile="$dir/tansu.log"
+
+tansu_bin() {
+  if [ -n "${TANSU:-}" ] && [ -x "$TANSU" ]; then echo "$TANSU"; return 0; fi
+  if command -v tansu >/dev/null 2>&1; then command -v tansu; return 0; fi
+  if [ -x "$HOME/.cargo/bin/tansu" ]; then echo "$HOME/.cargo/bin/tansu"; return 0; fi
+  return 1
+}
+
+running() {
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    return
+  fi
+  local p
+  for _ in $(seq 1 100); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    if ! port_open "$p"; then echo "$p"; return; fi
+  done
+  echo "tansu.sh: no free port found" >&2
+  return 1
+}
+
+case "${1:-}" in
+  install)
+    if bin=$(tansu_bin); then
+      echo "tansu.sh: $bin present ($("$bin" --version 2>/dev/null || echo unknown version))"
+    else
+      echo "tansu.sh: installing tansu (cargo install tansu --locked --features dynostore; 10-13 min cold)"
+      cargo install tansu --locked --features dynostore
+    fi
+    ;;
+  start)
+    if running; then
+      echo "WEIR_TANSU_BOOTSTRAP=127.0.0.1:$(cat "$portfile")"
+      exit 0
+    fi
+    bin=$(tansu_bin) || { echo "tansu.sh: tansu not installed (run: $0 install)" >&2; exit 1; }
+    port=$(free_port)
+    url="tcp://127.0.0.1:$port"
+    nohup "$bin" broker \
+      --listener-url "$url" \
+      --advertised-listener-url "$url" \
+      --storage-engine memory://tansu/ \
+      >"$logfile" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    echo "$port" >"$portfile"
+    for _ in $(seq 1 150); do
+      if port_open "$port"; then
+        echo "WEIR_TANSU_BOOTSTRAP=127.0.0.1:$port"
+        exit 0
+      fi
+      if ! running; then break; fi
+      sleep 0.2
+    done
+    echo "tansu.sh: tansu did not start listening on $port; log $logfile:" >&2
+    tail -20 "$logfile" >&2 || true
+    "$0" stop >/dev/null 2>&1 || true
+    exit 1
+    ;;
+  env)
+    running || { echo "tansu.sh: not running" >&2; exit 1; }
+    echo "WEIR_TANSU_BOOTSTRAP=127.0.0.1:$(cat "$portfile")"
+    ;;
+  stop)
+    if running; then
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      kill -9 "$pid" 2>/dev/null || true
+      echo "tansu.sh: stopped tansu (pid $pid)"
+    fi
+    rm -f "$pidfile" "$portfile"
+    ;;
+  *)
+    echo "usage: $0 install|start|env|stop" >&2
+    exit 2
+    ;;
+esac
