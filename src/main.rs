@@ -40,6 +40,41 @@ enum Command {
     },
     /// Measures throughput and latency of Nexmark queries.
     Bench(weir_benches::BenchArgs),
+    /// Writes generated input to a message queue.
+    Produce {
+        #[command(subcommand)]
+        what: Produce,
+    },
+}
+
+/// What `weir produce` writes.
+#[derive(Subcommand)]
+enum Produce {
+    /// Nexmark bids as JSON messages to a Kafka topic (bid i to partition
+    /// i % partitions; the topic is created when missing).
+    Nexmark {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// Bootstrap brokers, host:port[,host:port...].
+        #[arg(long)]
+        brokers: String,
+        /// Nexmark events to generate (as 'events.num' counts them: 46 of
+        /// every 50 are bids).
+        #[arg(long)]
+        events: u64,
+        /// Partitions of the topic when it is created (default 1).
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Events per second, paced by the wall clock, with event times
+        /// following the wall clock (default: as fast as possible, with
+        /// the generator's reproducible event times).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// A librdkafka producer setting, KEY=VALUE (repeatable).
+        #[arg(long = "property", short = 'X')]
+        properties: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,6 +156,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Err(e) => Err(anyhow::anyhow!("job task failed: {e}")),
                 }
             })
+        }
+        Command::Produce {
+            what:
+                Produce::Nexmark {
+                    topic,
+                    brokers,
+                    events,
+                    partitions,
+                    rate,
+                    properties,
+                },
+        } => {
+            use weir_connectors::kafka::produce::{produce_nexmark, ProduceNexmark};
+            let mut props = std::collections::BTreeMap::new();
+            for p in properties {
+                let (k, v) = p
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--property {p}: expected KEY=VALUE"))?;
+                props.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            let args = ProduceNexmark {
+                brokers,
+                topic,
+                events,
+                partitions,
+                properties: props,
+                rate,
+            };
+            let report = runtime.block_on(produce_nexmark(&args))?;
+            let secs = report.elapsed.as_secs_f64().max(1e-9);
+            eprintln!(
+                "[weir] produced {} bids ({} Nexmark events) to '{}' ({} partitions) in {:.2}s ({}/s)",
+                report.messages,
+                args.events,
+                args.topic,
+                report.partitions,
+                secs,
+                weir_engine::progress::human_rate(report.messages as f64 / secs)
+            );
+            Ok(())
         }
         Command::Bench(args) => {
             // One worker thread: the figures are per core.

@@ -174,6 +174,7 @@ async fn run_once(
         parallelism: 1,
         registry: Arc::new(registry),
         select_sink: None,
+        ..PlanOptions::new()
     };
     let planned = plan_script(spec.sql, &options)?;
     let job = Job::new(planned.graph, JobConfig::default())?;

@@ -3,7 +3,8 @@
 //! The broker is `$WEIR_TANSU_BOOTSTRAP` when set (`.ci/tansu.sh start`
 //! prints it); otherwise the tests start their own from the `tansu` binary
 //! (`$TANSU`, `PATH` or `~/.cargo/bin/tansu`) on a free loopback port. When
-//! neither exists they print why and skip (install tansu with
+//! neither exists they print why and skip, or fail when
+//! `$WEIR_REQUIRE_BROKERS` is set, as `.ci/run` does (install tansu with
 //! `cargo install tansu --locked --features dynostore`).
 
 mod common;
@@ -68,6 +69,12 @@ fn broker(test: &str) -> Result<Option<Broker>> {
         }
     }
     let Some(bin) = tansu_binary() else {
+        if std::env::var_os("WEIR_REQUIRE_BROKERS").is_some() {
+            return Err(WeirError::Config(format!(
+                "{test}: WEIR_REQUIRE_BROKERS is set but no tansu broker was found \
+                 (set WEIR_TANSU_BOOTSTRAP, or run .ci/tansu.sh install)"
+            )));
+        }
         println!(
             "SKIPPED {test}: no tansu broker (set WEIR_TANSU_BOOTSTRAP, or install tansu: \
              cargo install tansu --locked --features dynostore)"

@@ -42,6 +42,11 @@ pub struct ProduceNexmark {
     pub partitions: Option<i32>,
     /// Extra librdkafka producer settings.
     pub properties: BTreeMap<String, String>,
+    /// Events per second of wall-clock time (`None`: as fast as possible).
+    /// With a rate, event times follow the wall clock: event 0 is "now"
+    /// and events are spaced by 1/rate seconds, so a query's watermark
+    /// keeps up with real time (a live stream for demos and latency runs).
+    pub rate: Option<u64>,
 }
 
 /// What was written.
@@ -211,8 +216,9 @@ impl SourceOutput for BidSink {
     }
 }
 
-/// Generates the Nexmark bids of `args.events` events (the same rows as a
-/// `nexmark` table with `'events.num'` = events and default options) and
+/// Generates the Nexmark bids of `args.events` events (without a rate: the
+/// same rows as a `nexmark` table with `'events.num'` = events and default
+/// options) and
 /// writes them to `args.topic` as JSON, one message per bid, bid `i` to
 /// partition `i % partitions`, creating the topic when it is missing.
 /// Returns once every message is delivered; a delivery failure is an error.
@@ -222,6 +228,11 @@ pub async fn produce_nexmark(args: &ProduceNexmark) -> Result<ProduceReport> {
     options.insert("connector".into(), "nexmark".into());
     options.insert("nexmark.table".into(), "bid".into());
     options.insert("events.num".into(), args.events.to_string());
+    if let Some(rate) = args.rate.filter(|r| *r > 0) {
+        options.insert("events.rate".into(), rate.to_string());
+        options.insert("events.first-rate".into(), rate.to_string());
+        options.insert("events.base-time".into(), "now".into());
+    }
     let table = TableDescriptor::new("bid", bid_schema(), options);
     let factory = NexmarkConnector::factory(&table)?;
     let mut source = weir_engine::source::SourceFactory::create(&factory, 0, 1)?;

@@ -390,6 +390,7 @@ pub async fn hop_end_to_end(
         events,
         partitions: Some(4),
         properties: BTreeMap::new(),
+        rate: None,
     })
     .await?;
     ensure_topic(bootstrap, output, Some(2)).await?;

@@ -1,0 +1,566 @@
+//! Kafka → Weir benchmark: Nexmark q0 (pass-through), q1 (currency
+//! conversion) and a hopping window read from a Kafka topic, next to a raw
+//! librdkafka consumer reading the same topic (the ceiling).
+//!
+//! ```text
+//! cargo run --release -p weir-connectors --example kafka_bench -- \
+//!     [--brokers HOST:PORT] [--events 2000000] [--partitions 4] \
+//!     [--latency-rate 100000] [--latency-seconds 10] [--no-latency]
+//! ```
+//!
+//! The broker is `--brokers`, else `$WEIR_TANSU_BOOTSTRAP`, else a tansu
+//! started here from `~/.cargo/bin/tansu` (or `$TANSU`).
+//!
+//! **Throughput.** The bids of `--events` Nexmark events are produced once
+//! to a fresh topic (JSON, bid i in partition i % partitions). The raw
+//! consumer polls every message (no decoding) on one thread. Each query
+//! then runs as a Weir job with parallelism 1 on a one-worker tokio runtime
+//! (the source's reader thread decodes beside it), bounded by the produced
+//! counts, into a `blackhole` sink. Reported: events/s of wall-clock time,
+//! and events per CPU-second of this process (user + system time of all
+//! its threads, librdkafka's included; the broker is another process).
+//!
+//! **Latency.** A job reads a fresh topic while this process produces to it
+//! at `--latency-rate` events/s with event times following the wall clock
+//! (`weir produce nexmark --rate`). For q0 the latency of a row is its
+//! arrival at the sink minus its event time (producer batching, the
+//! broker, the fetch, decoding, the job); for the window, the arrival of
+//! a window's row minus the moment the event that closed it was created
+//! (`window_end` + 4 s watermark delay − 1 ms): the latency beyond the
+//! watermark delay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::TimestampMillisecondType;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use weir_connectors::kafka::produce::{produce_nexmark, ProduceNexmark, ProduceReport};
+use weir_engine::metrics::NodeRole;
+use weir_engine::runtime::{Job, JobConfig};
+use weir_engine::sink::{Sink, SinkFactory};
+use weir_engine::{Result, WeirError};
+use weir_queries::{plan_script, PlanOptions};
+
+const BID_COLUMNS: &str = "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
+  dateTime TIMESTAMP(3), extra STRING,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND";
+
+/// (name, what, SELECT for throughput, SELECT for latency, latency column is a window end)
+const QUERIES: [(&str, &str, &str, &str, bool); 3] = [
+    (
+        "q0",
+        "pass-through",
+        "SELECT auction, bidder, price, dateTime, extra FROM bids",
+        "SELECT dateTime FROM bids",
+        false,
+    ),
+    (
+        "q1",
+        "currency conversion",
+        "SELECT auction, bidder, 0.908 * price AS price, dateTime, extra FROM bids",
+        "SELECT dateTime, 0.908 * price AS price FROM bids",
+        false,
+    ),
+    (
+        "hop",
+        "HOP 10 s / 2 s count per auction",
+        "SELECT auction, window_start, window_end, COUNT(*) AS num FROM TABLE(HOP(TABLE bids, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end",
+        "SELECT window_end, auction, COUNT(*) AS num FROM TABLE(HOP(TABLE bids, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end",
+        true,
+    ),
+];
+
+struct Args {
+    brokers: Option<String>,
+    events: u64,
+    partitions: i32,
+    latency_rate: u64,
+    latency_seconds: u64,
+    latency: bool,
+}
+
+fn parse_args() -> std::result::Result<Args, String> {
+    let mut a = Args {
+        brokers: None,
+        events: 2_000_000,
+        partitions: 4,
+        latency_rate: 100_000,
+        latency_seconds: 10,
+        latency: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().ok_or_else(|| format!("{k} needs a value"));
+        let num = |s: String| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
+        match k.as_str() {
+            "--brokers" => a.brokers = Some(v()?),
+            "--events" => a.events = num(v()?)?,
+            "--partitions" => a.partitions = num(v()?)? as i32,
+            "--latency-rate" => a.latency_rate = num(v()?)?,
+            "--latency-seconds" => a.latency_seconds = num(v()?)?,
+            "--no-latency" => a.latency = false,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// User + system CPU time of this process.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which ends with ')'): utime is the
+    // 12th, stime the 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn unique(name: &str) -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("weir-bench-{name}-{n}")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Starts tansu when no broker was given.
+fn start_tansu() -> Result<(String, std::process::Child)> {
+    let bin = std::env::var_os("TANSU")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo/bin/tansu"))
+        })
+        .filter(|p| p.is_file())
+        .ok_or_else(|| {
+            WeirError::Config(
+                "no broker: pass --brokers, set WEIR_TANSU_BOOTSTRAP, or install tansu".into(),
+            )
+        })?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| WeirError::io("free port", e))?
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = std::process::Command::new(bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| WeirError::io("starting tansu", e))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(WeirError::Internal("tansu did not start".into()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((format!("127.0.0.1:{port}"), child))
+}
+
+/// One measured run.
+struct Measured {
+    events: u64,
+    wall: Duration,
+    cpu: Duration,
+    /// p99 processing time per batch of the slowest operator, if any.
+    batch_p99: Option<Duration>,
+}
+
+/// Polls every message of the topic on this thread.
+fn raw_consumer(brokers: &str, topic: &str, partitions: i32, total: u64) -> Result<Measured> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "weir-bench-raw")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| WeirError::external("raw consumer", e))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| WeirError::external("tpl", e))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| WeirError::external("assign", e))?;
+    let (t, c) = (Instant::now(), cpu_time());
+    let mut n = 0u64;
+    let mut bytes = 0usize;
+    while n < total {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            n += 1;
+            bytes += m.payload().map_or(0, <[u8]>::len);
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            return Err(WeirError::Internal(format!(
+                "raw consumer read {n} of {total} in 600 s"
+            )));
+        }
+    }
+    let _ = bytes;
+    Ok(Measured {
+        events: n,
+        wall: t.elapsed(),
+        cpu: cpu_time().saturating_sub(c),
+        batch_p99: None,
+    })
+}
+
+fn kafka_table(brokers: &str, topic: &str, bounded: &str, startup: &str) -> String {
+    format!(
+        "CREATE TABLE bids ({BID_COLUMNS}) WITH (
+           'connector' = 'kafka', 'topic' = '{topic}',
+           'properties.bootstrap.servers' = '{brokers}',
+           'scan.startup.mode' = '{startup}'{bounded},
+           'format' = 'json');"
+    )
+}
+
+fn bounded_by(report: &ProduceReport) -> String {
+    let n = report.messages;
+    let parts = report.partitions as u64;
+    let offsets: Vec<String> = (0..parts)
+        .map(|p| {
+            format!(
+                "partition:{p},offset:{}",
+                n / parts + u64::from(p < n % parts)
+            )
+        })
+        .collect();
+    format!(
+        ", 'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = '{}'",
+        offsets.join(";")
+    )
+}
+
+/// Runs one query from the topic into a blackhole.
+async fn weir_query(
+    brokers: &str,
+    topic: &str,
+    report: &ProduceReport,
+    select: &str,
+) -> Result<Measured> {
+    let sink = Arc::new(CountSink::default());
+    let script = format!(
+        "{}
+         {select};",
+        kafka_table(brokers, topic, &bounded_by(report), "earliest-offset")
+    );
+    let options = PlanOptions {
+        parallelism: 1,
+        select_sink: Some(sink.clone()),
+        ..PlanOptions::new()
+    };
+    let planned = plan_script(&script, &options)?;
+    let job = Job::new(planned.graph, JobConfig::default())?;
+    let metrics = job.metrics();
+    let (t, c) = (Instant::now(), cpu_time());
+    job.run().await?;
+    let (wall, cpu) = (t.elapsed(), cpu_time().saturating_sub(c));
+    let batch_p99 = metrics
+        .per_node()
+        .iter()
+        .filter(|n| n.role == NodeRole::Operator)
+        .map(|n| n.latency_ns.value_at_quantile(0.99))
+        .max()
+        .map(Duration::from_nanos);
+    Ok(Measured {
+        events: metrics.totals().source_rows,
+        wall,
+        cpu,
+        batch_p99,
+    })
+}
+
+/// Counts rows (the sink of the bare SELECT).
+#[derive(Default)]
+struct CountSink {
+    rows: Arc<Mutex<u64>>,
+}
+
+struct CountSubtask(Arc<Mutex<u64>>);
+
+#[async_trait]
+impl Sink for CountSubtask {
+    async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        *self.0.lock() += batch.num_rows() as u64;
+        Ok(())
+    }
+    async fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl SinkFactory for CountSink {
+    fn create(&self, _s: usize, _p: usize) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(CountSubtask(self.rows.clone())))
+    }
+    fn describe(&self) -> String {
+        "count".into()
+    }
+}
+
+/// Records `now - column 0 (+ offset)` for every row, in microseconds.
+struct LatencySink {
+    histogram: Arc<Mutex<Histogram<u64>>>,
+    offset_ms: i64,
+}
+
+struct LatencySubtask {
+    histogram: Arc<Mutex<Histogram<u64>>>,
+    offset_ms: i64,
+}
+
+#[async_trait]
+impl Sink for LatencySubtask {
+    async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        let now = now_ms();
+        let col = batch.column(0).as_primitive::<TimestampMillisecondType>();
+        let mut h = self.histogram.lock();
+        for i in 0..col.len() {
+            if col.is_valid(i) {
+                let lat_ms = now - (col.value(i) + self.offset_ms);
+                h.saturating_record((lat_ms.max(0) as u64) * 1000);
+            }
+        }
+        Ok(())
+    }
+    async fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl SinkFactory for LatencySink {
+    fn create(&self, _s: usize, _p: usize) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(LatencySubtask {
+            histogram: self.histogram.clone(),
+            offset_ms: self.offset_ms,
+        }))
+    }
+    fn describe(&self) -> String {
+        "latency".into()
+    }
+}
+
+/// Runs `select` on a fresh topic while producing to it at `rate`.
+async fn latency_run(
+    brokers: &str,
+    args: &Args,
+    select: &str,
+    window: bool,
+) -> Result<(u64, u64, u64)> {
+    let topic = unique("live");
+    weir_connectors::kafka::produce::ensure_topic(brokers, &topic, Some(args.partitions)).await?;
+    let histogram = Arc::new(Mutex::new(
+        Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .map_err(|e| WeirError::Internal(e.to_string()))?,
+    ));
+    let sink = Arc::new(LatencySink {
+        histogram: histogram.clone(),
+        offset_ms: if window { 3_999 } else { 0 },
+    });
+    let script = format!(
+        "{}
+         {select};",
+        kafka_table(brokers, &topic, "", "latest-offset")
+    );
+    let options = PlanOptions {
+        parallelism: 1,
+        select_sink: Some(sink),
+        ..PlanOptions::new()
+    };
+    let planned = plan_script(&script, &options)?;
+    let job = Job::new(planned.graph, JobConfig::default())?;
+    let cancel = job.cancel_handle();
+    let handle = tokio::spawn(job.run());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut properties = BTreeMap::new();
+    properties.insert("linger.ms".to_string(), "1".to_string());
+    let produce = ProduceNexmark {
+        brokers: brokers.to_string(),
+        topic: topic.clone(),
+        events: args.latency_rate * args.latency_seconds,
+        partitions: Some(args.partitions),
+        properties,
+        rate: Some(args.latency_rate),
+    };
+    // The producer gets its own runtime thread so that it is not starved
+    // by the job's single worker.
+    let producer = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| WeirError::io("producer runtime", e))?
+            .block_on(produce_nexmark(&produce))
+    });
+    let report = tokio::task::spawn_blocking(move || producer.join())
+        .await
+        .map_err(|e| WeirError::Internal(e.to_string()))?
+        .map_err(|_| WeirError::Internal("producer thread panicked".into()))??;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cancel.cancel();
+    handle
+        .await
+        .map_err(|e| WeirError::Internal(e.to_string()))??;
+    let h = histogram.lock();
+    let _ = report;
+    Ok((h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+}
+
+fn human(v: f64) -> String {
+    weir_engine::progress::human_rate(v)
+}
+
+fn fmt_us(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else if us >= 1000 {
+        format!("{:.2} ms", us as f64 / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+fn main() -> Result<()> {
+    let args = parse_args().map_err(WeirError::Config)?;
+    let mut tansu = None;
+    let brokers = match args.brokers.clone().or_else(|| {
+        std::env::var("WEIR_TANSU_BOOTSTRAP")
+            .ok()
+            .filter(|s| !s.is_empty())
+    }) {
+        Some(b) => b,
+        None => {
+            let (b, child) = start_tansu()?;
+            tansu = Some(child);
+            b
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| WeirError::io("tokio runtime", e))?;
+    let result = rt.block_on(bench(&brokers, &args));
+    if let Some(mut c) = tansu {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    result
+}
+
+async fn bench(brokers: &str, args: &Args) -> Result<()> {
+    let topic = unique("bids");
+    eprintln!(
+        "producing {} Nexmark events to {topic} on {brokers} ({} partitions)…",
+        args.events, args.partitions
+    );
+    let report = produce_nexmark(&ProduceNexmark {
+        brokers: brokers.to_string(),
+        topic: topic.clone(),
+        events: args.events,
+        partitions: Some(args.partitions),
+        properties: BTreeMap::new(),
+        rate: None,
+    })
+    .await?;
+    println!(
+        "input: {} bids (JSON, {} partitions), produced in {:.2} s ({}/s)",
+        report.messages,
+        report.partitions,
+        report.elapsed.as_secs_f64(),
+        human(report.messages as f64 / report.elapsed.as_secs_f64().max(1e-9))
+    );
+    let (b, t, n, p) = (
+        brokers.to_string(),
+        topic.clone(),
+        report.messages,
+        args.partitions,
+    );
+    let raw = tokio::task::spawn_blocking(move || raw_consumer(&b, &t, p, n))
+        .await
+        .map_err(|e| WeirError::Internal(e.to_string()))??;
+    let mut rows = vec![(
+        "raw rdkafka consumer (poll only, no decoding)".to_string(),
+        raw,
+    )];
+    for (name, what, select, _, _) in QUERIES {
+        eprintln!("running {name}…");
+        let m = weir_query(brokers, &topic, &report, select).await?;
+        if m.events != report.messages {
+            return Err(WeirError::Internal(format!(
+                "{name} read {} of {} bids",
+                m.events, report.messages
+            )));
+        }
+        rows.push((format!("Kafka → {name} ({what})"), m));
+    }
+    println!();
+    println!(
+        "| run | bids | wall time | events/s | CPU time | events per CPU-second | p99 batch time |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, m) in &rows {
+        let secs = m.wall.as_secs_f64().max(1e-9);
+        let cpu = m.cpu.as_secs_f64().max(1e-9);
+        println!(
+            "| {name} | {} | {:.2} s | {} | {:.2} s | {} | {} |",
+            m.events,
+            secs,
+            human(m.events as f64 / secs),
+            cpu,
+            human(m.events as f64 / cpu),
+            m.batch_p99
+                .map(|d| fmt_us(d.as_micros() as u64))
+                .unwrap_or_else(|| "–".into())
+        );
+    }
+    if args.latency {
+        println!();
+        println!(
+            "end-to-end latency, producing {} events/s with wall-clock event times for {} s:",
+            args.latency_rate, args.latency_seconds
+        );
+        println!();
+        println!("| query | rows measured | p50 | p99 |");
+        println!("|---|---:|---:|---:|");
+        for (name, what, _, select, window) in QUERIES {
+            if name == "q1" {
+                continue;
+            }
+            eprintln!("latency run {name}…");
+            let (n, p50, p99) = latency_run(brokers, args, select, window).await?;
+            println!(
+                "| {name} ({what}) | {n} | {} | {} |",
+                fmt_us(p50),
+                fmt_us(p99)
+            );
+        }
+    }
+    Ok(())
+}
