@@ -11,6 +11,7 @@
 //! |---|---|---|---|
 //! | `nexmark` | yes | – | [`nexmark`] |
 //! | `filesystem` | JSON lines, CSV, Parquet | JSON lines, CSV, Parquet | [`filesystem`] |
+//! | `kinesis` | JSON, CSV, raw; shards in lineage order | JSON, CSV, raw (PutRecords) | [`kinesis`] |
 //! | `print` | – | yes | [`print`] |
 //! | `blackhole` | – | yes | [`blackhole`] |
 //!
@@ -32,11 +33,13 @@ use weir_engine::{Result, WeirError};
 pub mod blackhole;
 pub mod filesystem;
 pub mod format;
+pub mod kinesis;
 pub mod nexmark;
 pub mod options;
 pub mod print;
 
 pub use filesystem::{FilesystemConnector, FilesystemOptions};
+pub use kinesis::KinesisConnector;
 
 pub use nexmark::{generate_batches, NexmarkConnector, NexmarkOptions, NexmarkTable};
 
@@ -163,11 +166,12 @@ impl ConnectorRegistry {
     }
 
     /// A registry with Weir's built-in connectors: `nexmark`, `filesystem`,
-    /// `print` and `blackhole`.
+    /// `kinesis`, `print` and `blackhole`.
     pub fn with_defaults() -> Self {
         let mut r = Self::new();
         r.register(Arc::new(nexmark::NexmarkConnector));
         r.register(Arc::new(filesystem::FilesystemConnector));
+        r.register(Arc::new(kinesis::KinesisConnector));
         r.register(Arc::new(print::PrintConnector));
         r.register(Arc::new(blackhole::BlackholeConnector));
         r
