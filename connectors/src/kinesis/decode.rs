@@ -287,7 +287,7 @@ mod tests {
             "{rows}"
         );
         assert!(rows.contains("shardId-000000000001"), "{rows}");
-        assert!(rows.contains("2026-01-01T00:00:00+00:00"), "{rows}");
+        assert!(rows.contains("2026-01-01T00:00:00Z"), "{rows}");
         Ok(())
     }
 }
