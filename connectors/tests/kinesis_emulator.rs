@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use kinesis_support::{
@@ -33,7 +35,12 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn source_table(name: &str, endpoint: &str, stream: &str, extra: &[(&str, &str)]) -> TableDescriptor {
+fn source_table(
+    name: &str,
+    endpoint: &str,
+    stream: &str,
+    extra: &[(&str, &str)],
+) -> TableDescriptor {
     let mut t = TableDescriptor::new(name, schema(), options(endpoint, stream, extra));
     t.metadata = vec![
         MetadataColumn {
@@ -68,10 +75,7 @@ fn events(keys: usize, per_key: usize) -> Vec<(String, String)> {
         for k in 0..keys {
             let key = format!("key-{k}");
             let ts = 1_767_225_600_000i64 + (i as i64) * 1000;
-            out.push((
-                key.clone(),
-                format!(r#"{{"k":"{key}","n":{i},"ts":{ts}}}"#),
-            ));
+            out.push((key.clone(), format!(r#"{{"k":"{key}","n":{i},"ts":{ts}}}"#)));
         }
     }
     out
@@ -140,7 +144,11 @@ fn check_exactly_once_in_order(rows: &[Row], keys: usize, per_key: usize) -> Res
     for r in rows {
         let s = seq(&r.seq)?;
         if let Some(prev) = last.get(r.shard.as_str()) {
-            assert!(s > *prev, "shard {} sequence numbers not increasing", r.shard);
+            assert!(
+                s > *prev,
+                "shard {} sequence numbers not increasing",
+                r.shard
+            );
         }
         last.insert(r.shard.as_str(), s);
     }
@@ -211,7 +219,9 @@ async fn four_shards_every_record_once_in_order_with_metadata_and_positions() ->
     let mut max_seq: BTreeMap<String, SequenceNumber> = BTreeMap::new();
     for row in &rows {
         let s = seq(&row.seq)?;
-        let e = max_seq.entry(format!("{stream}/{}", row.shard)).or_insert(s.clone());
+        let e = max_seq
+            .entry(format!("{stream}/{}", row.shard))
+            .or_insert(s.clone());
         if s > *e {
             *e = s;
         }
@@ -249,7 +259,12 @@ async fn at_timestamp_and_latest_start_where_asked() -> Result<()> {
         .unwrap_or(0.0);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let later: Vec<(String, String)> = (0..8)
-        .map(|i| (format!("late-{i}"), format!(r#"{{"k":"late-{i}","n":0,"ts":0}}"#)))
+        .map(|i| {
+            (
+                format!("late-{i}"),
+                format!(r#"{{"k":"late-{i}","n":0,"ts":0}}"#),
+            )
+        })
         .collect();
     put(&c, &stream, &later).await?;
 
@@ -270,7 +285,10 @@ async fn at_timestamp_and_latest_start_where_asked() -> Result<()> {
     let rows = all_rows(&run_subtasks(factory, 1, None, Duration::from_secs(30)).await?)?;
     let mut keys: Vec<String> = rows.iter().map(|r| r.k.clone()).collect();
     keys.sort();
-    assert_eq!(keys, (0..8).map(|i| format!("late-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        keys,
+        (0..8).map(|i| format!("late-{i}")).collect::<Vec<_>>()
+    );
 
     // LATEST: only what is written after the source started.
     let table = source_table(
@@ -288,7 +306,12 @@ async fn at_timestamp_and_latest_start_where_asked() -> Result<()> {
     // Give the source time to take its LATEST iterators.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let newest: Vec<(String, String)> = (0..3)
-        .map(|i| (format!("new-{i}"), format!(r#"{{"k":"new-{i}","n":0,"ts":0}}"#)))
+        .map(|i| {
+            (
+                format!("new-{i}"),
+                format!(r#"{{"k":"new-{i}","n":0,"ts":0}}"#),
+            )
+        })
         .collect();
     put(&c, &stream, &newest).await?;
     let runs = runner
@@ -396,7 +419,8 @@ impl KinesisApi for Faulty {
         let call = self.put_calls.fetch_add(1, Ordering::SeqCst);
         self.max_put_entries
             .fetch_max(entries.len() as u64, Ordering::SeqCst);
-        let failing = self.fail_entries_always || (self.fail_entries_once && call.is_multiple_of(2));
+        let failing =
+            self.fail_entries_always || (self.fail_entries_once && call.is_multiple_of(2));
         if !failing {
             return self.inner.put_records(stream, entries).await;
         }
@@ -423,10 +447,12 @@ impl KinesisApi for Faulty {
         let mut written = written.into_iter();
         Ok(outcomes
             .into_iter()
-            .map(|o| o.or_else(|| written.next()).unwrap_or(PutOutcome::Failed {
-                code: "Missing".into(),
-                message: "no outcome".into(),
-            }))
+            .map(|o| {
+                o.or_else(|| written.next()).unwrap_or(PutOutcome::Failed {
+                    code: "Missing".into(),
+                    message: "no outcome".into(),
+                })
+            })
             .collect())
     }
 }
@@ -573,7 +599,11 @@ async fn malformed_records_are_counted_skipped_and_dead_lettered() -> Result<()>
         "t",
         &emu.endpoint,
         &stream,
-        &[("format", "json"), ("scan.bounded", "true"), ("format.on-error", "fail")],
+        &[
+            ("format", "json"),
+            ("scan.bounded", "true"),
+            ("format.on-error", "fail"),
+        ],
     );
     let factory = Arc::new(KinesisConnector::source_factory(&table)?);
     let runs = run_subtasks(factory, 1, None, Duration::from_secs(30)).await?;
@@ -697,7 +727,8 @@ async fn sink_round_trip_exact_rows_in_calls_of_at_most_500() -> Result<()> {
             got.extend(kinesis_rows(b)?);
         }
         let mut want = kinesis_rows(&batch)?;
-        want.iter_mut().for_each(|r| r.push_str(&format!("|{}", r.split('|').next().unwrap_or(""))));
+        want.iter_mut()
+            .for_each(|r| r.push_str(&format!("|{}", r.split('|').next().unwrap_or(""))));
         got.sort();
         want.sort();
         assert_eq!(got.len(), 1260, "{format}");

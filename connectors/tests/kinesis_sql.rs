@@ -28,10 +28,7 @@ fn events(keys: usize, from: usize, to: usize) -> Vec<(String, String)> {
         for k in 0..keys {
             let key = format!("key-{k}");
             let ts = BASE_MS + (i as i64) * 700 + k as i64;
-            out.push((
-                key.clone(),
-                format!(r#"{{"k":"{key}","n":{i},"ts":{ts}}}"#),
-            ));
+            out.push((key.clone(), format!(r#"{{"k":"{key}","n":{i},"ts":{ts}}}"#)));
         }
     }
     out
@@ -60,7 +57,8 @@ async fn run_script(sql: &str, parallelism: usize) -> Result<Vec<Vec<String>>> {
     Ok(rows)
 }
 
-const WINDOW_QUERY: &str = "SELECT k, window_start, window_end, COUNT(*) AS c, SUM(n) AS s, MAX(ts) AS last_ts \
+const WINDOW_QUERY: &str =
+    "SELECT k, window_start, window_end, COUNT(*) AS c, SUM(n) AS s, MAX(ts) AS last_ts \
      FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
      GROUP BY k, window_start, window_end";
 
@@ -83,7 +81,8 @@ async fn tumble_over_kinesis_gives_the_rows_of_the_same_events_in_a_json_file() 
     }
     drop(f);
 
-    let columns = "k STRING, n BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND";
+    let columns =
+        "k STRING, n BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND";
     let kinesis_sql = format!(
         "CREATE TABLE events ({columns}) WITH ({});\n{WINDOW_QUERY};",
         kinesis_with(&emu.endpoint, &stream, ", 'scan.bounded' = 'true'")
@@ -104,9 +103,18 @@ async fn tumble_over_kinesis_gives_the_rows_of_the_same_events_in_a_json_file() 
 fn collected(batches: &[RecordBatch]) -> Result<Vec<(String, i64, String)>> {
     let mut out = Vec::new();
     for b in batches {
-        let col = |i: usize| b.columns().get(i).cloned().ok_or_else(|| WeirError::Internal("column".into()));
+        let col = |i: usize| {
+            b.columns()
+                .get(i)
+                .cloned()
+                .ok_or_else(|| WeirError::Internal("column".into()))
+        };
         let (k, n, s) = (col(0)?, col(1)?, col(2)?);
-        let (k, n, s) = (k.as_string::<i32>(), n.as_primitive::<Int64Type>(), s.as_string::<i32>());
+        let (k, n, s) = (
+            k.as_string::<i32>(),
+            n.as_primitive::<Int64Type>(),
+            s.as_string::<i32>(),
+        );
         for r in 0..b.num_rows() {
             out.push((k.value(r).to_string(), n.value(r), s.value(r).to_string()));
         }
@@ -114,7 +122,10 @@ fn collected(batches: &[RecordBatch]) -> Result<Vec<(String, i64, String)>> {
     Ok(out)
 }
 
-async fn shard_ids(c: &aws_sdk_kinesis::Client, stream: &str) -> Result<Vec<(String, bool, Option<u128>, Option<u128>)>> {
+async fn shard_ids(
+    c: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<Vec<(String, bool, Option<u128>, Option<u128>)>> {
     let out = c
         .list_shards()
         .stream_name(stream)

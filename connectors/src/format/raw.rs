@@ -66,9 +66,8 @@ impl RawDecoder {
     pub fn decode(&mut self, message: &[u8]) -> std::result::Result<(), String> {
         match &mut self.builder {
             Builder::Utf8(b) => {
-                let s = std::str::from_utf8(message).map_err(|e| {
-                    format!("not valid UTF-8 (at byte {})", e.valid_up_to())
-                })?;
+                let s = std::str::from_utf8(message)
+                    .map_err(|e| format!("not valid UTF-8 (at byte {})", e.valid_up_to()))?;
                 b.append_value(s);
             }
             Builder::Binary(b) => b.append_value(message),
@@ -109,9 +108,10 @@ impl RawDecoder {
 /// Appends the raw message of row `row` of `batch` (its single column) to
 /// `out`; NULL appends nothing (an empty message).
 pub fn encode_raw_row(batch: &RecordBatch, row: usize, out: &mut Vec<u8>) -> Result<()> {
-    let col = batch.columns().first().ok_or_else(|| {
-        WeirError::Internal("format 'raw': a batch without columns".into())
-    })?;
+    let col = batch
+        .columns()
+        .first()
+        .ok_or_else(|| WeirError::Internal("format 'raw': a batch without columns".into()))?;
     if col.is_null(row) {
         return Ok(());
     }

@@ -301,9 +301,9 @@ where
         }
         Some(_) => ApiError::Fatal(message),
         None => match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-                ApiError::Transient(message)
-            }
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => ApiError::Transient(message),
             SdkError::ServiceError(e) if format!("{:?}", e.raw()).contains("status: 5") => {
                 ApiError::Transient(message)
             }
@@ -396,7 +396,9 @@ impl KinesisApi for AwsKinesis {
                 data: r.data().as_ref().to_vec(),
                 sequence_number: r.sequence_number().to_string(),
                 partition_key: r.partition_key().unwrap_or_default().to_string(),
-                arrival_ms: r.approximate_arrival_timestamp().and_then(|t| t.to_millis().ok()),
+                arrival_ms: r
+                    .approximate_arrival_timestamp()
+                    .and_then(|t| t.to_millis().ok()),
             })
             .collect();
         let child_shards = out

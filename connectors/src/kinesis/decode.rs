@@ -194,9 +194,9 @@ impl PageDecoder {
         let seqs: ArrayRef = Arc::new(seqs.finish());
         let keys: ArrayRef = Arc::new(keys.finish());
         let arrivals: ArrayRef = Arc::new(arrivals.finish());
-        let shard: ArrayRef = Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(shard_id, rows),
-        ));
+        let shard: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            shard_id, rows,
+        )));
         for (key, declared) in &self.metadata {
             let array = match key {
                 MetadataKey::ShardId => &shard,
@@ -269,7 +269,10 @@ mod tests {
                 record(r#"{"v": 1}"#, "0001"),
                 record("not json", "2"),
                 record("", "3"),
-                record(r#"{"v": 4}"#, "49590338271490256608559692538361571095921575989136588898"),
+                record(
+                    r#"{"v": 4}"#,
+                    "49590338271490256608559692538361571095921575989136588898",
+                ),
             ],
         )?;
         let malformed: Vec<usize> = page.malformed.iter().map(|m| m.index).collect();

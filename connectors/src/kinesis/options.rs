@@ -284,9 +284,13 @@ fn millis(o: &ConnectorOptions<'_>, key: &str) -> Result<Option<Duration>> {
     let Some(v) = o.get(key) else {
         return Ok(None);
     };
-    parse_duration(v)
-        .map(Some)
-        .ok_or_else(|| o.invalid(key, v, "milliseconds, or a duration like '500 ms' or '10 s'"))
+    parse_duration(v).map(Some).ok_or_else(|| {
+        o.invalid(
+            key,
+            v,
+            "milliseconds, or a duration like '500 ms' or '10 s'",
+        )
+    })
 }
 
 /// Parses `200`, `200ms`, `1.5 s`, `2 min`.
@@ -460,7 +464,8 @@ impl KinesisSourceOptions {
                 ))
             }
         };
-        let exp = match o.parse::<f64>("scan.shard.getrecords.backoff.expconst", "a number ≥ 1")? {
+        let exp = match o.parse::<f64>("scan.shard.getrecords.backoff.expconst", "a number ≥ 1")?
+        {
             None => 1.5,
             Some(e) if e.is_finite() && e >= 1.0 => e,
             Some(e) => {
@@ -582,8 +587,7 @@ impl KinesisSinkOptions {
                 .parse::<u32>("sink.retries", "a whole number")?
                 .unwrap_or(10),
             backoff: Backoff {
-                base: millis(&o, "sink.retry.backoff.base")?
-                    .unwrap_or(Duration::from_millis(100)),
+                base: millis(&o, "sink.retry.backoff.base")?.unwrap_or(Duration::from_millis(100)),
                 max: millis(&o, "sink.retry.backoff.max")?.unwrap_or(Duration::from_secs(5)),
                 exp: 2.0,
             },
@@ -686,7 +690,10 @@ mod tests {
             ("format", "json"),
             ("aws.credentials.provider", "BASIC"),
         ])));
-        assert!(e.contains("'aws.credentials.basic.accesskeyid' is required"), "{e}");
+        assert!(
+            e.contains("'aws.credentials.basic.accesskeyid' is required"),
+            "{e}"
+        );
         let e = err(KinesisSourceOptions::parse(&table(&[
             ("stream", "s"),
             ("format", "json"),
@@ -734,7 +741,10 @@ mod tests {
         ]))?;
         assert_eq!(o.partition_key, vec!["k".to_string(), "v".to_string()]);
         assert_eq!(o.key_delimiter, ":");
-        assert_eq!((o.max_batch_records, o.max_batch_bytes), (500, 5 * 1024 * 1024));
+        assert_eq!(
+            (o.max_batch_records, o.max_batch_bytes),
+            (500, 5 * 1024 * 1024)
+        );
         Ok(())
     }
 

@@ -317,7 +317,9 @@ fn add_shards(
                 continue;
             };
             let start = match initial {
-                Some(InitialPosition::Latest) if shard.ending_sequence.is_some() => ShardStart::Skip,
+                Some(InitialPosition::Latest) if shard.ending_sequence.is_some() => {
+                    ShardStart::Skip
+                }
                 Some(p) => ShardStart::Initial(p),
                 None => ShardStart::TrimHorizon,
             };
@@ -337,10 +339,7 @@ fn add_shards(
                     st.next_root += 1;
                     // Later roots go to a subtask that has lanes to read them.
                     if initial.is_none() && st.lanes.get(o).copied().unwrap_or(0) == 0 {
-                        st.lanes
-                            .iter()
-                            .position(|l| *l > 0)
-                            .unwrap_or(o)
+                        st.lanes.iter().position(|l| *l > 0).unwrap_or(o)
                     } else {
                         o
                     }
@@ -411,7 +410,8 @@ impl Lanes {
             return;
         }
         let active_ids: BTreeSet<&str> = active.iter().map(|(id, _)| id.as_str()).collect();
-        self.by_shard.retain(|id, _| active_ids.contains(id.as_str()));
+        self.by_shard
+            .retain(|id, _| active_ids.contains(id.as_str()));
         let mut taken = vec![0usize; self.count];
         for lanes in self.by_shard.values() {
             for &l in lanes {
@@ -481,7 +481,12 @@ impl Lanes {
 mod tests {
     use super::*;
 
-    fn shard(id: &str, parent: Option<&str>, adjacent: Option<&str>, closed: bool) -> ShardDescription {
+    fn shard(
+        id: &str,
+        parent: Option<&str>,
+        adjacent: Option<&str>,
+        closed: bool,
+    ) -> ShardDescription {
         ShardDescription {
             shard_id: id.to_string(),
             parent: parent.map(str::to_string),
@@ -500,8 +505,18 @@ mod tests {
                 shard("shardId-000000000001", None, None, false),
                 shard("shardId-000000000002", None, None, false),
                 // split of 0
-                shard("shardId-000000000003", Some("shardId-000000000000"), None, false),
-                shard("shardId-000000000004", Some("shardId-000000000000"), None, false),
+                shard(
+                    "shardId-000000000003",
+                    Some("shardId-000000000000"),
+                    None,
+                    false,
+                ),
+                shard(
+                    "shardId-000000000004",
+                    Some("shardId-000000000000"),
+                    None,
+                    false,
+                ),
             ],
         )?;
         let owners: Vec<(String, usize)> = c
@@ -548,8 +563,18 @@ mod tests {
             2,
             vec![
                 shard("shardId-000000000000", None, None, true),
-                shard("shardId-000000000001", Some("shardId-000000000000"), None, false),
-                shard("shardId-000000000002", Some("shardId-000000000000"), None, false),
+                shard(
+                    "shardId-000000000001",
+                    Some("shardId-000000000000"),
+                    None,
+                    false,
+                ),
+                shard(
+                    "shardId-000000000002",
+                    Some("shardId-000000000000"),
+                    None,
+                    false,
+                ),
             ],
         )?;
         let a = c.all()?;

@@ -129,7 +129,11 @@ impl RecordWriter {
     }
 
     /// One call's entries, retried until all are written.
-    async fn put_with_retries(&self, mut call: Vec<PutEntry>, stats: &mut WriteStats) -> Result<()> {
+    async fn put_with_retries(
+        &self,
+        mut call: Vec<PutEntry>,
+        stats: &mut WriteStats,
+    ) -> Result<()> {
         let mut attempt: u32 = 0;
         loop {
             stats.calls += 1;
@@ -324,7 +328,8 @@ impl KinesisSinkFactory {
     /// A factory writing `table` as `options` say.
     pub fn new(table: &TableDescriptor, options: KinesisSinkOptions) -> Result<Self> {
         let schema = table.schema.clone();
-        RowEncoder::new(&schema, &options).map_err(|e| e.context(format!("table {}", table.name)))?;
+        RowEncoder::new(&schema, &options)
+            .map_err(|e| e.context(format!("table {}", table.name)))?;
         if options.format == RecordFormat::Raw {
             let dt = schema.field(0).data_type();
             if !matches!(

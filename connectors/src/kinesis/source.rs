@@ -170,7 +170,11 @@ impl SourceFactory for KinesisSourceFactory {
             self.options.format.name(),
             self.options.stream,
             self.options.initial_position.describe(),
-            if self.options.bounded { " (bounded)" } else { "" }
+            if self.options.bounded {
+                " (bounded)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -299,7 +303,12 @@ impl Source for KinesisSource {
             let now = Instant::now();
             if self.discover_now || now >= next_discovery {
                 self.coordinator
-                    .discover(api.as_ref(), interval, self.discover_now, &self.options.backoff)
+                    .discover(
+                        api.as_ref(),
+                        interval,
+                        self.discover_now,
+                        &self.options.backoff,
+                    )
                     .await?;
                 self.discover_now = false;
                 next_discovery = Instant::now() + interval;
@@ -381,10 +390,7 @@ async fn fetch(
         None => {
             let asked_at = now_ms();
             match api.get_shard_iterator(&stream, &shard_id, &resume).await {
-                Ok(it) => (
-                    it,
-                    (resume == IteratorStart::Latest).then_some(asked_at),
-                ),
+                Ok(it) => (it, (resume == IteratorStart::Latest).then_some(asked_at)),
                 Err(e) => {
                     return (
                         index,
@@ -525,7 +531,11 @@ impl KinesisSource {
                         tracing::warn!(shard = %what, attempt = failures, delay_ms = delay.as_millis() as u64, error = %e, "GetRecords failed, backing off");
                         let status = format!(
                             "{id} {}, retry {failures} in {}ms",
-                            if matches!(e, ApiError::Throttled(_)) { "throttled" } else { "failing" },
+                            if matches!(e, ApiError::Throttled(_)) {
+                                "throttled"
+                            } else {
+                                "failing"
+                            },
                             delay.as_millis()
                         );
                         self.set_status(ctx, Some(status));

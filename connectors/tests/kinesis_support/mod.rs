@@ -191,7 +191,9 @@ pub fn unique_stream(prefix: &str) -> String {
     )
 }
 
-fn ext<E: std::error::Error + Send + Sync + 'static>(what: &str) -> impl FnOnce(E) -> WeirError + '_ {
+fn ext<E: std::error::Error + Send + Sync + 'static>(
+    what: &str,
+) -> impl FnOnce(E) -> WeirError + '_ {
     move |e| WeirError::external(what.to_string(), e)
 }
 
@@ -223,7 +225,9 @@ pub async fn wait_active(c: &aws_sdk_kinesis::Client, name: &str) -> Result<()> 
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(WeirError::Internal(format!("stream {name} not ACTIVE: {status:?}")));
+            return Err(WeirError::Internal(format!(
+                "stream {name} not ACTIVE: {status:?}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -231,7 +235,11 @@ pub async fn wait_active(c: &aws_sdk_kinesis::Client, name: &str) -> Result<()> 
 
 /// Puts `(partition key, data)` records in order, 500 per call, retrying
 /// failed entries one call at a time so that per-key order holds.
-pub async fn put(c: &aws_sdk_kinesis::Client, stream: &str, records: &[(String, String)]) -> Result<()> {
+pub async fn put(
+    c: &aws_sdk_kinesis::Client,
+    stream: &str,
+    records: &[(String, String)],
+) -> Result<()> {
     for chunk in records.chunks(100) {
         let mut pending: Vec<&(String, String)> = chunk.iter().collect();
         let mut attempts = 0;
@@ -266,7 +274,10 @@ pub async fn put(c: &aws_sdk_kinesis::Client, stream: &str, records: &[(String, 
 
 /// Reads every record of a stream (all shards from TRIM_HORIZON, to the
 /// current end), as (shard id, partition key, data), shard by shard.
-pub async fn read_all(c: &aws_sdk_kinesis::Client, stream: &str) -> Result<Vec<(String, String, String)>> {
+pub async fn read_all(
+    c: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<Vec<(String, String, String)>> {
     let shards = c
         .list_shards()
         .stream_name(stream)
@@ -386,12 +397,21 @@ pub async fn run_subtasks(
             stop_at,
             cancel: cancel.clone(),
         };
-        let mut ctx = SourceContext::new(s, parallelism, Box::new(out), metrics.clone(), cancel.clone());
+        let mut ctx = SourceContext::new(
+            s,
+            parallelism,
+            Box::new(out),
+            metrics.clone(),
+            cancel.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let result = source.run(&mut ctx).await;
             let split_count = source.split_count();
             let positions = source.positions();
-            let batches = batches.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
+            let batches = batches
+                .lock()
+                .map(|mut b| std::mem::take(&mut *b))
+                .unwrap_or_default();
             SubtaskRun {
                 batches,
                 split_count,
@@ -410,7 +430,10 @@ pub async fn run_subtasks(
     };
     let mut runs = Vec::new();
     for h in handles {
-        runs.push(h.await.map_err(|e| WeirError::Internal(format!("subtask panicked: {e}")))?);
+        runs.push(
+            h.await
+                .map_err(|e| WeirError::Internal(format!("subtask panicked: {e}")))?,
+        );
     }
     watchdog.abort();
     Ok(runs)
