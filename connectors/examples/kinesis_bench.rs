@@ -41,7 +41,10 @@ fn event(i: usize) -> (String, String) {
     let ts = BASE_MS + (i as i64) / 10;
     (
         key.clone(),
-        format!(r#"{{"k":"{key}","n":{i},"price":{}.25,"ts":{ts}}}"#, i % 977),
+        format!(
+            r#"{{"k":"{key}","n":{i},"price":{}.25,"ts":{ts}}}"#,
+            i % 977
+        ),
     )
 }
 
@@ -78,7 +81,9 @@ fn overhead() -> Result<()> {
                     let (k, d) = event(n);
                     KinesisRecord {
                         data: d.into_bytes(),
-                        sequence_number: format!("4959033827149025660855969253836157109592157598913{n:07}"),
+                        sequence_number: format!(
+                            "4959033827149025660855969253836157109592157598913{n:07}"
+                        ),
                         partition_key: k,
                         arrival_ms: Some(BASE_MS + n as i64),
                     }
@@ -104,7 +109,14 @@ fn overhead() -> Result<()> {
                 let l = lanes.of("shardId-000000000000").len();
                 let half = b.num_rows() / l;
                 for j in 0..l {
-                    let s = b.slice(j * half, if j + 1 == l { b.num_rows() - j * half } else { half });
+                    let s = b.slice(
+                        j * half,
+                        if j + 1 == l {
+                            b.num_rows() - j * half
+                        } else {
+                            half
+                        },
+                    );
                     rows += s.num_rows();
                 }
             }
@@ -184,9 +196,8 @@ async fn e2e(endpoint: &str, n: usize) -> Result<()> {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // Load with the connector's own writer (4 writers in parallel).
-    let api: Arc<dyn weir_connectors::kinesis::KinesisApi> = Arc::new(
-        weir_connectors::kinesis::AwsKinesis::new(client.clone()),
-    );
+    let api: Arc<dyn weir_connectors::kinesis::KinesisApi> =
+        Arc::new(weir_connectors::kinesis::AwsKinesis::new(client.clone()));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -216,8 +227,7 @@ async fn e2e(endpoint: &str, n: usize) -> Result<()> {
         tasks.push(tokio::spawn(async move { writer.write_all(entries).await }));
     }
     for t in tasks {
-        t.await
-            .map_err(|e| WeirError::Internal(e.to_string()))??;
+        t.await.map_err(|e| WeirError::Internal(e.to_string()))??;
     }
     let load = start.elapsed().as_secs_f64();
     println!(
@@ -269,9 +279,7 @@ async fn e2e(endpoint: &str, n: usize) -> Result<()> {
         }));
     }
     for h in handles {
-        read += h
-            .await
-            .map_err(|e| WeirError::Internal(e.to_string()))??;
+        read += h.await.map_err(|e| WeirError::Internal(e.to_string()))??;
     }
     let raw = start.elapsed().as_secs_f64();
     println!(

@@ -103,7 +103,9 @@ async fn show(client: aws_sdk_kinesis::Client) -> Result<()> {
 
 fn main() -> Result<()> {
     let endpoint = std::env::var("WEIR_KINESALITE_ENDPOINT").map_err(|_| {
-        WeirError::Config("set WEIR_KINESALITE_ENDPOINT (eval \"$(bash .ci/kinesis.sh start)\")".into())
+        WeirError::Config(
+            "set WEIR_KINESALITE_ENDPOINT (eval \"$(bash .ci/kinesis.sh start)\")".into(),
+        )
     })?;
     let aws = AwsOptions {
         region: Some("us-east-1".into()),

@@ -272,3 +272,61 @@ async fn split_and_merge_while_a_query_runs_keep_every_key_in_order() -> Result<
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_script_runs_and_writes_its_windows_to_kinesis() -> Result<()> {
+    let Some(emu) = emulator(Kind::Kinesalite) else {
+        return Ok(());
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../queries/examples/kinesis/orders_per_minute.sql");
+    let script =
+        std::fs::read_to_string(&path).map_err(|e| WeirError::io("reading the example", e))?;
+    let c = client(&emu.endpoint).await?;
+    let (orders, out) = (unique_stream("orders"), unique_stream("customer-minutes"));
+    create_stream(&c, &orders, 4).await?;
+    create_stream(&c, &out, 1).await?;
+    let customers = ["ada", "bo", "cy", "di", "ed"];
+    let data: Vec<(String, String)> = (0..10_000u64)
+        .map(|i| {
+            let customer = customers[(i % 5) as usize];
+            let secs = i * 3 / 100;
+            (
+                customer.to_string(),
+                format!(
+                    r#"{{"order_id":{i},"customer":"{customer}","amount":{}.5,"ts":"2026-01-01 00:{:02}:{:02}.000"}}"#,
+                    i % 50,
+                    secs / 60,
+                    secs % 60
+                ),
+            )
+        })
+        .collect();
+    put(&c, &orders, &data).await?;
+    let sql = script
+        .replace("http://127.0.0.1:4567", &emu.endpoint)
+        .replace("'stream' = 'orders'", &format!("'stream' = '{orders}'"))
+        .replace(
+            "'stream' = 'customer-minutes'",
+            &format!("'stream' = '{out}'"),
+        );
+    let planned = plan_script(&sql, &PlanOptions::new())?;
+    Job::new(planned.graph, JobConfig::default())?.run().await?;
+    let mut rows: Vec<String> = kinesis_support::read_all(&c, &out)
+        .await?
+        .into_iter()
+        .map(|(_, key, data)| format!("{key} {data}"))
+        .collect();
+    rows.sort();
+    // 5 customers × 5 one-minute windows, 400 orders each.
+    assert_eq!(rows.len(), 25, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.contains(r#""orders":400"#)),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[0],
+        r#"ada {"customer":"ada","window_start":"2026-01-01 00:00:00.000","window_end":"2026-01-01 00:01:00.000","orders":400,"total":9200.0}"#
+    );
+    Ok(())
+}
