@@ -12,6 +12,7 @@
 //! | `nexmark` | yes | – | [`nexmark`] |
 //! | `filesystem` | JSON lines, CSV, Parquet | JSON lines, CSV, Parquet | [`filesystem`] |
 //! | `kafka` | JSON, CSV, raw; per-partition splits, metadata columns | JSON, CSV, raw; idempotent producer | [`kafka`] |
+//! | `kinesis` | JSON, CSV, raw; shards in lineage order | JSON, CSV, raw (PutRecords) | [`kinesis`] |
 //! | `print` | – | yes | [`print`] |
 //! | `blackhole` | – | yes | [`blackhole`] |
 //!
@@ -34,11 +35,13 @@ pub mod blackhole;
 pub mod filesystem;
 pub mod format;
 pub mod kafka;
+pub mod kinesis;
 pub mod nexmark;
 pub mod options;
 pub mod print;
 
 pub use filesystem::{FilesystemConnector, FilesystemOptions};
+pub use kinesis::KinesisConnector;
 
 pub use nexmark::{generate_batches, NexmarkConnector, NexmarkOptions, NexmarkTable};
 
@@ -165,12 +168,13 @@ impl ConnectorRegistry {
     }
 
     /// A registry with Weir's built-in connectors: `nexmark`, `filesystem`,
-    /// `kafka`, `print` and `blackhole`.
+    /// `kafka`, `kinesis`, `print` and `blackhole`.
     pub fn with_defaults() -> Self {
         let mut r = Self::new();
         r.register(Arc::new(nexmark::NexmarkConnector));
         r.register(Arc::new(filesystem::FilesystemConnector));
         r.register(Arc::new(kafka::KafkaConnector));
+        r.register(Arc::new(kinesis::KinesisConnector));
         r.register(Arc::new(print::PrintConnector));
         r.register(Arc::new(blackhole::BlackholeConnector));
         r

@@ -6,6 +6,8 @@
 //!   [`arrow::record_batch::RecordBatch`]; a record that cannot be decoded is
 //!   reported with the reason and nothing of it is appended.
 //! - [`encode::JsonEncoder`] / [`encode::CsvEncoder`]: batch → lines.
+//! - [`raw::RawDecoder`] / [`raw::encode_raw_row`]: a whole message as one
+//!   `STRING` or `BYTES` column (Flink's `raw`).
 //! - [`text`]: the text forms of values (timestamps, dates, decimals).
 //!
 //! Format options use Flink's names and are parsed once by
@@ -15,6 +17,7 @@ pub mod columns;
 pub mod csv;
 pub mod encode;
 pub mod json;
+pub mod raw;
 pub mod text;
 
 use weir_engine::Result;
