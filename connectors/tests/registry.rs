@@ -26,7 +26,14 @@ fn registry_names_and_lookup_errors() {
     let registry = ConnectorRegistry::with_defaults();
     assert_eq!(
         registry.names(),
-        vec!["blackhole", "filesystem", "kafka", "kinesis", "nexmark", "print"]
+        vec![
+            "blackhole",
+            "filesystem",
+            "kafka",
+            "kinesis",
+            "nexmark",
+            "print"
+        ]
     );
     assert_eq!(
         err_text(registry.source(&table("t", schema(), &[("connector", "kafak")]))),
