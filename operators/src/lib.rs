@@ -17,6 +17,7 @@
 //!
 //! [`PhysicalExpr`]: datafusion_physical_expr::PhysicalExpr
 
+pub mod cep;
 pub mod filter;
 pub mod project;
 pub mod session_window_aggregate;
