@@ -19,6 +19,7 @@
 
 pub mod cep;
 pub mod filter;
+pub mod match_recognize;
 pub mod project;
 pub mod session_window_aggregate;
 pub mod watermark_assigner;

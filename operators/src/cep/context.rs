@@ -65,6 +65,9 @@ pub enum VarSet {
     Var(usize),
     /// All variables.
     All,
+    /// A name that is not a pattern variable: no rows (Flink accepts such
+    /// references; `COUNT(X.price)` is 0, `LAST(X.price)` NULL).
+    Unmatched,
 }
 
 /// Resolves names and registers per-row expressions while a matcher is
@@ -111,22 +114,17 @@ impl<'a> Binder<'a> {
         &self.time_type
     }
 
-    /// Resolves a variable name; an unknown name is a plan error.
+    /// Resolves a variable name. A name that is not a pattern variable
+    /// resolves to [`VarSet::Unmatched`] (no rows), as Flink accepts it.
     pub fn resolve(&self, var: &VarRef) -> Result<VarSet> {
-        match var {
-            VarRef::All => Ok(VarSet::All),
+        Ok(match var {
+            VarRef::All => VarSet::All,
             VarRef::Var(name) => self
                 .variables
                 .iter()
                 .position(|v| v == name)
-                .map(VarSet::Var)
-                .ok_or_else(|| {
-                    WeirError::Plan(format!(
-                        "{name} is not a pattern variable (the pattern has {})",
-                        self.variables.join(", ")
-                    ))
-                }),
-        }
+                .map_or(VarSet::Unmatched, VarSet::Var),
+        })
     }
 
     /// Registers an expression over the input schema to be evaluated on
@@ -371,6 +369,7 @@ impl<'a> MatchContext<'a> {
         let total: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
         let (range, includes_current) = match vars {
             VarSet::All => (self.start..self.start + total, true),
+            VarSet::Unmatched => (self.start..self.start, false),
             VarSet::Var(v) => {
                 let before: u64 = self
                     .counts

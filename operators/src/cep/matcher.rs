@@ -24,11 +24,12 @@ pub struct MatchSpec {
     /// `PATTERN (…)`.
     pub pattern: Pattern,
     /// `DEFINE`: a condition per variable; variables without one accept
-    /// every row.
+    /// every row (a condition for a name not in the pattern is ignored, as
+    /// in Flink).
     pub defines: Vec<(String, Box<dyn Condition>)>,
     /// `MEASURES`, in output order.
     pub measures: Vec<Box<dyn Measure>>,
-    /// `AFTER MATCH SKIP …` (default: `PAST LAST ROW`).
+    /// `AFTER MATCH SKIP …` (default: `TO NEXT ROW`, as Flink).
     pub skip: SkipStrategy,
     /// `WITHIN INTERVAL …`, in milliseconds: a match whose last row is this
     /// much or more after its first row is discarded.
@@ -147,16 +148,17 @@ impl CompiledMatch {
         let mut binder = Binder::new(&input_schema, &variables, rowtime.clone());
         let mut conditions: Vec<Option<Box<dyn Condition>>> =
             variables.iter().map(|_| None).collect();
+        let mut defined: Vec<String> = Vec::new();
         for (var, mut cond) in spec.defines {
-            let i = variables.iter().position(|v| *v == var).ok_or_else(|| {
-                WeirError::Plan(format!(
-                    "DEFINE {var}: {var} is not a variable of PATTERN ({})",
-                    spec.pattern
-                ))
-            })?;
-            if conditions[i].is_some() {
+            if defined.contains(&var) {
                 return Err(WeirError::Plan(format!("variable {var} is defined twice")));
             }
+            defined.push(var.clone());
+            // As in Flink, a DEFINE of a name that is not in the pattern is
+            // accepted and has no effect.
+            let Some(i) = variables.iter().position(|v| *v == var) else {
+                continue;
+            };
             cond.bind(&mut binder)
                 .map_err(|e| e.context(format!("DEFINE {var}")))?;
             conditions[i] = Some(cond);

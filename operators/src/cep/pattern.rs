@@ -10,6 +10,9 @@
 //! - a quantifier applies to a single variable (no quantified groups);
 //!   unquantified parentheses are accepted and flattened;
 //! - the optional quantifier cannot be reluctant (`A??`, `A{0,1}?`);
+//! - an optional variable (`*`, `?`, `{0,m}`) cannot follow a variable with
+//!   a greedy quantifier whose bounds differ (`A B* C? D` is rejected,
+//!   `A B*? C? D` accepted);
 //! - the last element cannot carry a greedy quantifier whose bounds
 //!   differ (`A B*`, `A B+`, `A B{1,3}` are rejected; `A B*?`, `A B?`,
 //!   `A B{2}` are accepted);
@@ -76,7 +79,10 @@ impl Quantifier {
         Self::range(n, Some(m))
     }
 
-    /// `{,m}`: between zero and `m` rows.
+    /// `{,m}`: between zero and `m` rows. Flink 2.2 fails on `{,m}` and
+    /// `{0,m}` at run time ("The from should be a positive number greater
+    /// than 0"); Weir accepts them with the semantics of Flink CEP's
+    /// `times(0, m)`: an optional `{1,m}`.
     pub fn at_most(m: u32) -> Self {
         Self::range(0, Some(m))
     }
@@ -243,6 +249,20 @@ impl Pattern {
                 )));
             }
             e.quantifier.validate(&e.var)?;
+        }
+        for pair in out.windows(2) {
+            if pair[1].quantifier.min == 0 && pair[0].quantifier.flink_greedy() {
+                return Err(WeirError::Plan(format!(
+                    "optional variable {}{} cannot follow the greedy variable {}{} in PATTERN \
+                     ({self}) (as in Flink: optional pattern cannot be preceded by greedy \
+                     pattern); make {} reluctant",
+                    pair[1].var,
+                    pair[1].quantifier,
+                    pair[0].var,
+                    pair[0].quantifier,
+                    pair[0].var
+                )));
+            }
         }
         if let Some(last) = out.last() {
             if last.quantifier.flink_greedy() {
@@ -477,14 +497,19 @@ impl Parser<'_> {
 ///
 /// With every strategy at most one match starts at a given row. Variable
 /// names are resolved when the matcher is built.
+///
+/// The default, used when a query has no `AFTER MATCH` clause, is
+/// [`SkipStrategy::ToNextRow`]: that is what Flink does (Calcite's
+/// `SqlToRelConverter` fills in `SKIP TO NEXT ROW`), although the SQL
+/// standard and Flink's documentation say `SKIP PAST LAST ROW`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum SkipStrategy {
-    /// `SKIP PAST LAST ROW` (the default): the next match starts after the
-    /// last row of this one.
-    #[default]
-    PastLastRow,
-    /// `SKIP TO NEXT ROW`: the next match starts after the first row of
+    /// `SKIP PAST LAST ROW`: the next match starts after the last row of
     /// this one.
+    PastLastRow,
+    /// `SKIP TO NEXT ROW` (the default): the next match starts after the
+    /// first row of this one.
+    #[default]
     ToNextRow,
     /// `SKIP TO FIRST var`: the next match starts at the first row mapped to
     /// `var` (an error at run time if none is, or if that is the match's
@@ -569,6 +594,11 @@ mod tests {
         assert!(err("A B+").contains("B+?"));
         assert!(err("A B{1,3}").contains("greedy quantifier"));
         assert!(err("A* B?").contains("empty matches"));
+        assert!(err("A B* C* D").contains("cannot follow the greedy variable B*"));
+        assert!(err("A B{1,3} C? D").contains("cannot follow"));
+        for ok in ["A B*? C* D", "A B{2} C? D", "A B* C+? D"] {
+            elems(ok).expect(ok);
+        }
         assert!(err("A{3,2} B").contains("lower bound exceeds"));
         assert!(err("A{,0} B").contains("greater than 0"));
         // Accepted endings: simple, reluctant, optional, fixed count.
