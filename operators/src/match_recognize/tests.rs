@@ -19,7 +19,7 @@ use crate::cep::{
     expr, AggFunc, CompiledMatch, ExprCondition, ExprMeasure, MatchSpec, Matcher, Navigation,
     Pattern, SkipStrategy, VarRef,
 };
-use crate::test_util::Harness;
+use crate::test_util::{Event, Harness};
 
 // ---------------------------------------------------------------------
 // Input: Flink's `Ticker` table (symbol, rowtime, price, tax).
@@ -647,4 +647,240 @@ fn flink_parity_quantifiers_and_skip_strategies() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked >= 80, "only {checked} cases checked");
+}
+
+#[test]
+fn at_most_quantifier_is_a_weir_extension() -> Result<()> {
+    // Flink 2.2 fails on `{,m}` ("The from should be a positive number
+    // greater than 0"); Weir runs it as an optional `{1,m}`, greedy or
+    // reluctant like the other bounded quantifiers.
+    // Greedy: like `A B{1,2} C` on Flink 2.2 (10:00:06 and 10:00:17), plus
+    // the matches without B (10:00:15, 10:00:27). At 10:00:00 the greedy B
+    // takes 2 and 4, and the next row is no C.
+    assert_eq!(
+        run_quantifier_case("A B{,2} C", "past")?,
+        vec![
+            "S,10:00:06,2,1,10:00:09",
+            "S,10:00:15,0,1,10:00:16",
+            "S,10:00:17,1,1,10:00:19",
+            "S,10:00:27,0,1,10:00:28"
+        ]
+    );
+    // Reluctant: `A B*? C` on Flink 2.2 without its three-B match
+    // (10:00:10), which `{,2}` cannot make.
+    let star: Vec<String> = run_quantifier_case("A B*? C", "past")?;
+    assert!(star.contains(&"S,10:00:10,3,1,10:00:14".to_string()));
+    let expected: Vec<String> = star
+        .into_iter()
+        .filter(|r| !r.starts_with("S,10:00:10,"))
+        .collect();
+    assert_eq!(run_quantifier_case("A B{,2}? C", "past")?, expected);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Streaming behaviour: watermarks, order, lateness, partitions.
+// ---------------------------------------------------------------------
+
+/// `A B+? C` with A = 1, C below the last B (Flink 2.2 "partitions" case).
+fn partitions_spec() -> Result<MatchSpec> {
+    let mut c = E::new();
+    let last_b = c.last("B", "price", 0);
+    let cond = c.bin(c.col("price"), Op::Lt, last_b);
+    Ok(MatchSpec::new(Pattern::parse("A B+? C")?)
+        .define("A", row_cond("price", Op::Eq, 1))
+        .define("C", c.cond(cond))
+        .measure(nav_measure(
+            "ta",
+            Navigation::first(var("A"), col("rowtime"), 0),
+        ))
+        .measure(nav_measure(
+            "lb",
+            Navigation::last(var("B"), col("price"), 0),
+        ))
+        .measure(nav_measure(
+            "nb",
+            Navigation::aggregate(AggFunc::Count, var("B"), Some(col("price")), &ticker_schema())?,
+        ))
+        .skip(SkipStrategy::ToNextRow))
+}
+
+fn two_partitions() -> Vec<(String, String, i64, i64)> {
+    let mut rows = series("X", "10:00:00", 1, &[1, 5, 6, 2, 7, 1, 8]);
+    rows.extend(series("Y", "10:00:00", 1, &[3, 1, 9, 9, 1, 1, 2]));
+    rows
+}
+
+#[test]
+fn out_of_order_rows_within_the_watermark_give_the_in_order_result() -> Result<()> {
+    let mut sorted = two_partitions();
+    sorted.sort_by(|a, b| a.1.cmp(&b.1));
+    // A deterministic shuffle: reverse each window of five rows (rows move
+    // by at most two seconds).
+    let mut shuffled = Vec::new();
+    for w in sorted.chunks(5) {
+        shuffled.extend(w.iter().rev().cloned());
+    }
+    let run = |rows: &[(String, String, i64, i64)]| -> Result<Vec<String>> {
+        let mut h = Harness::new(op_for(partitions_spec()?)?);
+        let mut max = i64::MIN;
+        for chunk in rows.chunks(3) {
+            h.batch(batch_of(chunk))?;
+            // `WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND`.
+            max = chunk.iter().map(|r| t(&r.1)).fold(max, i64::max);
+            h.watermark(max - 5_000)?;
+        }
+        h.end()?;
+        assert_eq!(h.late_dropped(), 0);
+        let mut out = show(&h.take_batches());
+        out.sort();
+        Ok(out)
+    };
+    // Flink 2.2 on the shuffled input with a 5 s watermark delay.
+    let expected = vec!["X,10:00:00,6,2", "Y,10:00:01,9,2"];
+    assert_eq!(run(&sorted)?, expected);
+    assert_eq!(run(&shuffled)?, expected);
+    Ok(())
+}
+
+#[test]
+fn rows_wait_for_the_watermark_and_matches_come_before_it() -> Result<()> {
+    let mut h = Harness::new(op_for(partitions_spec()?)?);
+    h.batch(batch_of(&series("X", "10:00:00", 1, &[1, 5, 6, 2])))?;
+    // Nothing is matched before the watermark passes the rows.
+    assert!(h.take_events().is_empty());
+    h.watermark(t("10:00:02"))?;
+    assert_eq!(h.take_events(), vec![Event::Watermark(t("10:00:02"))]);
+    h.watermark(t("10:00:03"))?;
+    assert_eq!(
+        h.take_events(),
+        vec![
+            Event::Rows(vec![format!("X,{},6,2", t("10:00:00"))]),
+            Event::Watermark(t("10:00:03"))
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn late_rows_are_dropped_and_counted() -> Result<()> {
+    let mut h = Harness::new(op_for(partitions_spec()?)?);
+    h.batch(batch_of(&series("X", "10:00:00", 1, &[1, 5])))?;
+    h.watermark(t("10:00:05"))?;
+    // At or before the watermark: late (Flink: timestamp <= watermark).
+    h.batch(batch_of(&series("X", "10:00:05", 1, &[6, 2])))?;
+    assert_eq!(h.late_dropped(), 1);
+    // A NULL time is dropped and counted too.
+    let mut b = ticker(&[("X", "10:00:07", 3, 0)]);
+    let schema = b.schema();
+    let mut cols = b.columns().to_vec();
+    cols[1] = Arc::new(TimestampMillisecondArray::from(vec![None::<i64>]));
+    b = RecordBatch::try_new(schema, cols)?;
+    h.batch(b)?;
+    assert_eq!(h.late_dropped(), 2);
+    h.end()?;
+    // 1, 5 then (late 6 dropped) 2: A=1 B=5 C=2.
+    assert_eq!(show(&h.take_batches()), vec!["X,10:00:00,5,1"]);
+    Ok(())
+}
+
+#[test]
+fn partitions_are_matched_independently() -> Result<()> {
+    // Interleaved symbols: per-symbol patterns, output per partition.
+    let mut rows = Vec::new();
+    for (i, p) in [1, 5, 2].iter().enumerate() {
+        for sym in ["a", "b", "c"] {
+            rows.push((sym.to_string(), format!("10:00:0{i}"), *p, 0));
+        }
+    }
+    let mut h = Harness::new(op_for(partitions_spec()?)?);
+    h.batch(batch_of(&rows))?;
+    h.end()?;
+    assert_eq!(
+        show(&h.take_batches()),
+        vec!["a,10:00:00,5,1", "b,10:00:00,5,1", "c,10:00:00,5,1"]
+    );
+    assert_eq!(h.op.partitions(), 0, "idle partitions are dropped");
+    assert_eq!(h.op.rows_kept(), 0);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// WITHIN and the end of input.
+// ---------------------------------------------------------------------
+
+/// A = 1 or 2, B = anything but 0, C = 3 after an A of 2: an attempt at a
+/// 1 never completes but holds back the later attempt's match (Flink 2.2
+/// "hold end" cases).
+fn hold_spec(within: Option<i64>) -> Result<MatchSpec> {
+    let mut c = E::new();
+    let first_a = c.first("A", "price", 0);
+    let cond = c.bin(
+        c.bin(c.col("price"), Op::Eq, lit(3)),
+        Op::And,
+        c.bin(first_a, Op::Eq, lit(2)),
+    );
+    let mut spec = MatchSpec::new(Pattern::parse("A B*? C")?)
+        .define("A", row_in("price", &[1, 2]))
+        .define("B", row_cond("price", Op::NotEq, 0))
+        .define("C", c.cond(cond))
+        .measure(nav_measure(
+            "a",
+            Navigation::first(var("A"), col("price"), 0),
+        ))
+        .measure(nav_measure(
+            "tc",
+            Navigation::last(var("C"), col("rowtime"), 0),
+        ));
+    if let Some(w) = within {
+        spec = spec.within_ms(w);
+    }
+    Ok(spec)
+}
+
+#[test]
+fn end_of_input_drops_partial_matches_as_flink() -> Result<()> {
+    let input = batch_of(&series("H", "10:00:00", 1, &[1, 2, 3, 5]));
+    // Flink 2.2: the attempt at 1 is still running at the end, so the match
+    // found by the attempt at 2 is never emitted ...
+    assert!(run_bounded(hold_spec(None)?, input.clone())?.is_empty());
+    // ... unless WITHIN times the attempt out.
+    assert_eq!(
+        run_bounded(hold_spec(Some(10_000))?, input)?,
+        vec!["H,2,10:00:02"]
+    );
+    Ok(())
+}
+
+#[test]
+fn within_timeout_on_the_watermark_releases_held_matches() -> Result<()> {
+    let mut h = Harness::new(op_for(hold_spec(Some(10_000))?)?);
+    h.batch(batch_of(&series("H", "10:00:00", 1, &[1, 2, 3, 5])))?;
+    h.watermark(t("10:00:09"))?;
+    assert!(h.take_batches().is_empty(), "held by the attempt at 10:00:00");
+    assert_eq!(h.op.partial_matches(), 2);
+    // The attempt at 10:00:00 times out when the watermark reaches 10:00:10.
+    h.watermark(t("10:00:10"))?;
+    assert_eq!(show(&h.take_batches()), vec!["H,2,10:00:02"]);
+    assert_eq!(h.op.partial_matches(), 0);
+    Ok(())
+}
+
+#[test]
+fn within_bounds_the_span_of_a_match() -> Result<()> {
+    let spec = |w: i64| -> Result<MatchSpec> {
+        Ok(MatchSpec::new(Pattern::parse("A B")?)
+            .define("A", row_cond("price", Op::Eq, 1))
+            .define("B", row_cond("price", Op::Eq, 2))
+            .measure(nav_measure(
+                "tb",
+                Navigation::last(var("B"), col("rowtime"), 0),
+            ))
+            .within_ms(w))
+    };
+    let input = batch_of(&series("W", "10:00:00", 10, &[1, 2]));
+    assert_eq!(run_bounded(spec(10_001)?, input.clone())?, vec!["W,10:00:10"]);
+    // A match spanning exactly the interval is discarded.
+    assert!(run_bounded(spec(10_000)?, input)?.is_empty());
+    Ok(())
 }
