@@ -123,7 +123,10 @@ impl MatchRecognize {
 
     /// The output schema of `compiled` partitioned by `partition_by`: the
     /// partition columns, then the measures.
-    pub fn output_schema_for(compiled: &CompiledMatch, partition_by: &[usize]) -> Result<SchemaRef> {
+    pub fn output_schema_for(
+        compiled: &CompiledMatch,
+        partition_by: &[usize],
+    ) -> Result<SchemaRef> {
         let input = compiled.input_schema();
         let mut fields: Vec<Field> = Vec::new();
         for &i in partition_by {
@@ -575,7 +578,11 @@ impl Operator for MatchRecognize {
         if rows.num_rows() != meta_rows.num_rows() {
             return Err(corrupt("rows and row_meta differ in length"));
         }
-        let (r_pid, r_seq, r_ts) = (u64_col(meta_rows, 0)?, u64_col(meta_rows, 1)?, i64_col(meta_rows, 2)?);
+        let (r_pid, r_seq, r_ts) = (
+            u64_col(meta_rows, 0)?,
+            u64_col(meta_rows, 1)?,
+            i64_col(meta_rows, 2)?,
+        );
         let mut first_row: HashMap<u64, usize> = HashMap::new();
         if rows.num_columns() != self.compiled.input_schema().fields().len() {
             return Err(corrupt("rows do not have the input columns"));

@@ -182,9 +182,9 @@ impl Condition for ExprCondition {
         })?;
         if let Some(p) = b.predicate {
             let v = row.value(p)?;
-            let v = v.as_boolean_opt().ok_or_else(|| {
-                WeirError::Internal("row predicate is not BOOLEAN".into())
-            })?;
+            let v = v
+                .as_boolean_opt()
+                .ok_or_else(|| WeirError::Internal("row predicate is not BOOLEAN".into()))?;
             return Ok(v.is_valid(row.index()) && v.value(row.index()));
         }
         let mut columns = Vec::with_capacity(b.schema.fields().len());
@@ -204,7 +204,9 @@ impl Condition for ExprCondition {
             .evaluate(&batch)
             .map_err(df_err(|| format!("evaluating DEFINE `{}`", self.expr)))?;
         Ok(match v {
-            ColumnarValue::Scalar(s) => matches!(s, datafusion_common::ScalarValue::Boolean(Some(true))),
+            ColumnarValue::Scalar(s) => {
+                matches!(s, datafusion_common::ScalarValue::Boolean(Some(true)))
+            }
             ColumnarValue::Array(a) => {
                 let a = a.as_boolean_opt().ok_or_else(|| {
                     WeirError::Execution(format!("DEFINE `{}` is not BOOLEAN", self.expr))

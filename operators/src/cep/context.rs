@@ -371,12 +371,7 @@ impl<'a> MatchContext<'a> {
             VarSet::All => (self.start..self.start + total, true),
             VarSet::Unmatched => (self.start..self.start, false),
             VarSet::Var(v) => {
-                let before: u64 = self
-                    .counts
-                    .iter()
-                    .take(v)
-                    .map(|&c| u64::from(c))
-                    .sum();
+                let before: u64 = self.counts.iter().take(v).map(|&c| u64::from(c)).sum();
                 let n = self.counts.get(v).map_or(0, |&c| u64::from(c));
                 let from = self.start + before;
                 (from..from + n, self.current.is_some_and(|c| c.1 == v))

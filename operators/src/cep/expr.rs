@@ -88,10 +88,7 @@ pub fn is_null(a: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
 /// The schema a `DEFINE` or `MEASURES` expression with `navigations` is
 /// written against, for an input whose time column is a `TIMESTAMP`
 /// without time zone (see [`navigation_schema`] for the general case).
-pub fn define_schema(
-    input: &SchemaRef,
-    navigations: &[(String, Navigation)],
-) -> Result<SchemaRef> {
+pub fn define_schema(input: &SchemaRef, navigations: &[(String, Navigation)]) -> Result<SchemaRef> {
     navigation_schema(
         input,
         navigations,

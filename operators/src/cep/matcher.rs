@@ -329,11 +329,9 @@ impl CompiledMatch {
     /// the time-out of its earliest partial match.
     pub(crate) fn wakeup(&self, part: &PartitionState) -> Option<i64> {
         let pending = part.pending.iter().map(|r| r.ts).min();
-        let timeout = self.within.and_then(|w| {
-            part.run
-                .earliest_partial_ts()
-                .map(|t| t.saturating_add(w))
-        });
+        let timeout = self
+            .within
+            .and_then(|w| part.run.earliest_partial_ts().map(|t| t.saturating_add(w)));
         match (pending, timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -352,10 +350,7 @@ impl CompiledMatch {
 
     /// The measure columns of a list of matches.
     pub(crate) fn measure_columns(&self, matches: &[MatchContext<'_>]) -> Result<Vec<ArrayRef>> {
-        self.measures
-            .iter()
-            .map(|m| m.evaluate(matches))
-            .collect()
+        self.measures.iter().map(|m| m.evaluate(matches)).collect()
     }
 }
 
@@ -543,8 +538,13 @@ impl Matcher {
                 ts: ts.value(i),
             };
             self.store.retain(row.loc);
-            self.compiled
-                .feed(&mut self.part, &self.store, row, &mut self.scratch, &mut out)?;
+            self.compiled.feed(
+                &mut self.part,
+                &self.store,
+                row,
+                &mut self.scratch,
+                &mut out,
+            )?;
         }
         self.store.seal(chunk);
         self.emit(out)

@@ -16,6 +16,9 @@ use super::context::{Binder, MatchContext};
 use super::navigation::{navigation_schema, BoundNavigation, Navigation};
 use crate::util::df_err;
 
+/// The column name of the navigation of [`ExprMeasure::navigation`].
+const NAVIGATION_COLUMN: &str = "__weir_measure";
+
 /// One output column computed from each match (one `MEASURES` entry, with
 /// `FINAL` semantics: the match is complete).
 pub trait Measure: Send + Sync + fmt::Debug {
@@ -80,10 +83,9 @@ impl ExprMeasure {
 
     /// The measure `navigation AS name`, e.g. `LAST(A.price) AS lastPrice`.
     pub fn navigation(name: impl Into<String>, navigation: Navigation) -> Self {
-        let name = name.into();
         Self {
-            navigations: vec![(name.clone(), navigation)],
-            name,
+            navigations: vec![(NAVIGATION_COLUMN.to_string(), navigation)],
+            name: name.into(),
             expr: None,
             bound: None,
         }
@@ -102,7 +104,7 @@ impl Measure for ExprMeasure {
         let schema = navigation_schema(&input, &self.navigations, binder.rowtime_type())?;
         let expr: Arc<dyn PhysicalExpr> = match &self.expr {
             Some(e) => e.clone(),
-            None => Arc::new(Column::new(&self.name, input.fields().len())),
+            None => Arc::new(Column::new(NAVIGATION_COLUMN, input.fields().len())),
         };
         let data_type = expr
             .data_type(&schema)
@@ -177,6 +179,8 @@ impl Measure for ExprMeasure {
         b.expr
             .evaluate(&batch)
             .and_then(|v| v.into_array(n))
-            .map_err(df_err(|| format!("evaluating measure {} `{}`", self.name, b.expr)))
+            .map_err(df_err(|| {
+                format!("evaluating measure {} `{}`", self.name, b.expr)
+            }))
     }
 }

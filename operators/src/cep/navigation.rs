@@ -279,11 +279,6 @@ pub(crate) struct BoundNavigation {
 }
 
 impl BoundNavigation {
-    /// The value's type.
-    pub(crate) fn data_type(&self) -> &DataType {
-        &self.data_type
-    }
-
     /// The target row of a row navigation.
     fn target<'a>(&self, ctx: &MatchContext<'a>) -> Result<Option<(MatchRow<'a>, RowExprId)>> {
         Ok(match &self.kind {
@@ -312,9 +307,10 @@ impl BoundNavigation {
                 Some((row, arg)) => row.value(arg)?.slice(row.index(), 1),
                 None => self.null.clone(),
             }),
-            Kind::Aggregate { .. } => self.aggregate(ctx)?.to_array().map_err(df_err(|| {
-                "converting an aggregate value".to_string()
-            })),
+            Kind::Aggregate { .. } => self
+                .aggregate(ctx)?
+                .to_array()
+                .map_err(df_err(|| "converting an aggregate value".to_string())),
             Kind::MatchRowtime => self.rowtime(std::slice::from_ref(ctx)),
         }
     }
@@ -408,9 +404,10 @@ impl BoundNavigation {
 fn gather(rows: &[MatchRow<'_>], arg: RowExprId) -> Result<ArrayRef> {
     if let Some(first) = rows.first() {
         // Consecutive rows of one chunk (the common case): a zero-copy slice.
-        let contiguous = rows.iter().enumerate().all(|(i, r)| {
-            r.chunk() == first.chunk() && r.index() == first.index() + i
-        });
+        let contiguous = rows
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.chunk() == first.chunk() && r.index() == first.index() + i);
         if contiguous {
             return Ok(first.value(arg)?.slice(first.index(), rows.len()));
         }

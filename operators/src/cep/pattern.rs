@@ -256,11 +256,7 @@ impl Pattern {
                     "optional variable {}{} cannot follow the greedy variable {}{} in PATTERN \
                      ({self}) (as in Flink: optional pattern cannot be preceded by greedy \
                      pattern); make {} reluctant",
-                    pair[1].var,
-                    pair[1].quantifier,
-                    pair[0].var,
-                    pair[0].quantifier,
-                    pair[0].var
+                    pair[1].var, pair[1].quantifier, pair[0].var, pair[0].quantifier, pair[0].var
                 )));
             }
         }
@@ -563,7 +559,9 @@ mod tests {
             p.elements().expect(text);
         }
         assert_eq!(
-            Pattern::parse("A  B{ 1 , 3 }?   C").expect("parse").to_string(),
+            Pattern::parse("A  B{ 1 , 3 }?   C")
+                .expect("parse")
+                .to_string(),
             "A B{1,3}? C"
         );
     }
@@ -593,7 +591,9 @@ mod tests {
         assert!(err("A B*").contains("greedy quantifier * on the last variable B"));
         assert!(err("A B+").contains("B+?"));
         assert!(err("A B{1,3}").contains("greedy quantifier"));
-        assert!(err("A* B?").contains("empty matches"));
+        assert!(err("A? B?").contains("empty matches"));
+        // As in Flink, `A* B?` fails on the greedy rule first.
+        assert!(err("A* B?").contains("cannot follow the greedy variable A*"));
         assert!(err("A B* C* D").contains("cannot follow the greedy variable B*"));
         assert!(err("A B{1,3} C? D").contains("cannot follow"));
         for ok in ["A B*? C* D", "A B{2} C? D", "A B* C+? D"] {

@@ -298,7 +298,10 @@ mod tests {
         for r in [0u32, 2] {
             let loc = RowLoc { chunk: a, row: r };
             store.retain(loc);
-            h.push(StoredRow { loc, ts: i64::from(r) });
+            h.push(StoredRow {
+                loc,
+                ts: i64::from(r),
+            });
         }
         store.seal(a);
         let unused = store.insert(b, vec![]);
@@ -310,7 +313,11 @@ mod tests {
         store.compact(&mut locs, 1)?;
         assert_eq!(store.allocated_rows(), 2);
         let (rows, derived) = store.gather(&h.iter().map(|(_, r)| r.loc).collect::<Vec<_>>())?;
-        let v = rows.column(0).as_any().downcast_ref::<Int64Array>().expect("i64");
+        let v = rows
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("i64");
         assert_eq!(v.values().to_vec(), vec![1, 3]);
         assert_eq!(derived[0].len(), 2);
 

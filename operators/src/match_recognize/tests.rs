@@ -40,10 +40,7 @@ fn ticker_schema() -> SchemaRef {
 
 /// `HH:MM:SS` as milliseconds since midnight.
 fn t(hms: &str) -> i64 {
-    let p: Vec<i64> = hms
-        .split(':')
-        .map(|x| x.parse().expect("time"))
-        .collect();
+    let p: Vec<i64> = hms.split(':').map(|x| x.parse().expect("time")).collect();
     ((p[0] * 60 + p[1]) * 60 + p[2]) * 1000
 }
 
@@ -58,15 +55,24 @@ fn ticker(rows: &[(&str, &str, i64, i64)]) -> RecordBatch {
             Arc::new(TimestampMillisecondArray::from(
                 rows.iter().map(|r| t(r.1)).collect::<Vec<_>>(),
             )),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            )),
         ],
     )
     .expect("ticker batch")
 }
 
 /// `symbol` rows one second apart from `start` with the given prices.
-fn series(symbol: &str, start: &str, step_s: i64, prices: &[i64]) -> Vec<(String, String, i64, i64)> {
+fn series(
+    symbol: &str,
+    start: &str,
+    step_s: i64,
+    prices: &[i64],
+) -> Vec<(String, String, i64, i64)> {
     let s0 = t(start) / 1000;
     prices
         .iter()
@@ -360,10 +366,7 @@ fn docs_aggregates_in_define_and_measures() -> Result<()> {
     // The docs show 14.5 and 13.5 ...
     assert_eq!(
         run_bounded(spec(false)?, input.clone())?,
-        vec![
-            "ACME,10:00:00,10:00:03,14.5",
-            "ACME,10:00:05,10:00:10,13.5"
-        ]
+        vec!["ACME,10:00:00,10:00:03,14.5", "ACME,10:00:05,10:00:10,13.5"]
     );
     // ... Flink 2.2 returns BIGINT averages.
     assert_eq!(
@@ -447,7 +450,8 @@ fn docs_skip_spec(skip: SkipStrategy) -> Result<MatchSpec> {
     let mut a = E::new();
     let sum = a.agg(AggFunc::Sum, "A", Some("price"));
     let cond = a.bin(sum, Op::Lt, lit(30));
-    let sum_a = Navigation::aggregate(AggFunc::Sum, var("A"), Some(col("price")), &ticker_schema())?;
+    let sum_a =
+        Navigation::aggregate(AggFunc::Sum, var("A"), Some(col("price")), &ticker_schema())?;
     Ok(MatchSpec::new(Pattern::parse("A+ C")?)
         .define("A", a.cond(cond))
         .measure(nav_measure("sumPrice", sum_a))
@@ -492,7 +496,10 @@ fn docs_after_match_strategies() -> Result<()> {
     // Flink: "Could not skip to first element of a match."
     let err = run(SkipStrategy::ToFirst("A".into())).expect_err("skip to first A");
     assert!(matches!(err, weir_engine::WeirError::Execution(_)), "{err}");
-    assert!(err.to_string().contains("cannot skip to the first row"), "{err}");
+    assert!(
+        err.to_string().contains("cannot skip to the first row"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -513,7 +520,12 @@ fn logical_offsets_spec() -> Result<MatchSpec> {
         ))
         .measure(nav_measure(
             "nb",
-            Navigation::aggregate(AggFunc::Count, var("B"), Some(col("price")), &ticker_schema())?,
+            Navigation::aggregate(
+                AggFunc::Count,
+                var("B"),
+                Some(col("price")),
+                &ticker_schema(),
+            )?,
         )))
 }
 
@@ -611,7 +623,12 @@ fn quantifier_spec(pattern: &str, skip: &str) -> Result<MatchSpec> {
 }
 
 fn run_quantifier_case(pattern: &str, skip: &str) -> Result<Vec<String>> {
-    let input = batch_of(&series("S", "10:00:00", 1, super::flink_quantifiers::PRICES));
+    let input = batch_of(&series(
+        "S",
+        "10:00:00",
+        1,
+        super::flink_quantifiers::PRICES,
+    ));
     run_bounded(quantifier_spec(pattern, skip)?, input)
 }
 
@@ -700,7 +717,12 @@ fn partitions_spec() -> Result<MatchSpec> {
         ))
         .measure(nav_measure(
             "nb",
-            Navigation::aggregate(AggFunc::Count, var("B"), Some(col("price")), &ticker_schema())?,
+            Navigation::aggregate(
+                AggFunc::Count,
+                var("B"),
+                Some(col("price")),
+                &ticker_schema(),
+            )?,
         ))
         .skip(SkipStrategy::ToNextRow))
 }
@@ -857,7 +879,10 @@ fn within_timeout_on_the_watermark_releases_held_matches() -> Result<()> {
     let mut h = Harness::new(op_for(hold_spec(Some(10_000))?)?);
     h.batch(batch_of(&series("H", "10:00:00", 1, &[1, 2, 3, 5])))?;
     h.watermark(t("10:00:09"))?;
-    assert!(h.take_batches().is_empty(), "held by the attempt at 10:00:00");
+    assert!(
+        h.take_batches().is_empty(),
+        "held by the attempt at 10:00:00"
+    );
     assert_eq!(h.op.partial_matches(), 2);
     // The attempt at 10:00:00 times out when the watermark reaches 10:00:10.
     h.watermark(t("10:00:10"))?;
@@ -879,8 +904,365 @@ fn within_bounds_the_span_of_a_match() -> Result<()> {
             .within_ms(w))
     };
     let input = batch_of(&series("W", "10:00:00", 10, &[1, 2]));
-    assert_eq!(run_bounded(spec(10_001)?, input.clone())?, vec!["W,10:00:10"]);
+    assert_eq!(
+        run_bounded(spec(10_001)?, input.clone())?,
+        vec!["W,10:00:10"]
+    );
     // A match spanning exactly the interval is discarded.
     assert!(run_bounded(spec(10_000)?, input)?.is_empty());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// PREV (physical offsets).
+// ---------------------------------------------------------------------
+
+#[test]
+fn prev_reads_the_partition_rows_before_the_current_one() -> Result<()> {
+    // A AS price > PREV(price, n): rises over the row n before, whatever
+    // it was mapped to (n = 0 is the current row, the only offset Flink
+    // accepts; larger offsets are an extension).
+    let spec = |n: usize| -> Result<MatchSpec> {
+        let mut a = E::new();
+        let p = a.prev("price", n);
+        let cond = a.bin(a.col("price"), Op::Gt, p);
+        Ok(MatchSpec::new(Pattern::parse("A")?)
+            .define("A", a.cond(cond))
+            .measure(nav_measure(
+                "price",
+                Navigation::last(var("A"), col("price"), 0),
+            ))
+            .measure(nav_measure("before", Navigation::prev(col("price"), n))))
+    };
+    let mut rows = series("P", "10:00:00", 1, &[5, 3, 4, 2, 6]);
+    rows.extend(series("Q", "10:00:00", 1, &[1, 2]));
+    let input = batch_of(&rows);
+    assert_eq!(
+        run_bounded(spec(1)?, input.clone())?,
+        vec!["P,4,3", "P,6,2", "Q,2,1"]
+    );
+    assert_eq!(run_bounded(spec(2)?, input.clone())?, vec!["P,6,4"]);
+    assert!(run_bounded(spec(0)?, input)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn prev_survives_idle_partitions_and_reaches_before_the_match() -> Result<()> {
+    // B AS price > PREV(price, 2): two rows back may be before A.
+    let mut b = E::new();
+    let p2 = b.prev("price", 2);
+    let cond = b.bin(b.col("price"), Op::Gt, p2);
+    let spec = MatchSpec::new(Pattern::parse("A B")?)
+        .define("A", row_cond("price", Op::Eq, 1))
+        .define("B", b.cond(cond))
+        .measure(nav_measure(
+            "b",
+            Navigation::last(var("B"), col("price"), 0),
+        ));
+    let mut h = Harness::new(op_for(spec)?);
+    h.batch(batch_of(&series("P", "10:00:00", 1, &[7])))?;
+    h.watermark(t("10:00:30"))?;
+    // The partition is idle, but keeps its last rows for PREV.
+    assert_eq!(h.op.partitions(), 1);
+    assert_eq!(h.op.rows_kept(), 1);
+    h.batch(batch_of(&series("P", "10:01:00", 1, &[1, 6, 1, 9])))?;
+    h.end()?;
+    // 6 > 7? no. 9 > 6? yes.
+    assert_eq!(show(&h.take_batches()), vec!["P,9"]);
+    assert_eq!(h.op.rows_kept(), 2);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Snapshots.
+// ---------------------------------------------------------------------
+
+/// Interleaved partitions with pending rows, partial matches, held
+/// completed matches and PREV history at every cut.
+fn snapshot_steps() -> Vec<std::result::Result<RecordBatch, i64>> {
+    let mut rows = Vec::new();
+    let mut x: u64 = 7;
+    for i in 0..40 {
+        for sym in ["H1", "H2", "H3"] {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let price = [0, 1, 2, 3, 5, 2, 3][(x >> 33) as usize % 7];
+            rows.push((sym.to_string(), i, price));
+        }
+    }
+    let mut steps = Vec::new();
+    let mut max = 0;
+    for chunk in rows.chunks(7) {
+        let mut c: Vec<(String, String, i64, i64)> = chunk
+            .iter()
+            .map(|(s, i, p)| {
+                let sec = 36_000 + i;
+                (
+                    s.clone(),
+                    format!("{:02}:{:02}:{:02}", sec / 3600, (sec / 60) % 60, sec % 60),
+                    *p,
+                    0,
+                )
+            })
+            .collect();
+        c.reverse();
+        max = chunk.iter().map(|r| r.1).fold(max, i64::max);
+        steps.push(Ok(batch_of(&c)));
+        steps.push(Err(t("10:00:00") + (max - 2) * 1000));
+    }
+    steps
+}
+
+fn snapshot_spec() -> Result<MatchSpec> {
+    Ok(hold_spec(Some(8_000))?
+        .measure(nav_measure("prev1", Navigation::prev(col("price"), 1)))
+        .measure(nav_measure("prev4", Navigation::prev(col("price"), 4)))
+        .measure(nav_measure(
+            "n",
+            Navigation::aggregate(AggFunc::Count, VarRef::All, None, &ticker_schema())?,
+        )))
+}
+
+fn run_steps(
+    op: &mut Harness<MatchRecognize>,
+    steps: &[std::result::Result<RecordBatch, i64>],
+) -> Result<()> {
+    for s in steps {
+        match s {
+            Ok(b) => op.batch(b.clone())?,
+            Err(w) => op.watermark(*w)?,
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn snapshot_and_restore_mid_stream_gives_the_uninterrupted_output() -> Result<()> {
+    let steps = snapshot_steps();
+    let mut whole = Harness::new(op_for(snapshot_spec()?)?);
+    run_steps(&mut whole, &steps)?;
+    whole.end()?;
+    let expected = whole.take_events();
+    let matched: usize = expected
+        .iter()
+        .map(|e| match e {
+            Event::Rows(r) => r.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(matched >= 5, "the scenario should match: {matched}");
+
+    for cut in [1, 2, 7, 12, 20, steps.len() - 1] {
+        let mut first = Harness::new(op_for(snapshot_spec()?)?);
+        run_steps(&mut first, &steps[..cut])?;
+        let mut events = first.take_events();
+        let bytes = first.op.snapshot()?.to_bytes()?;
+        let state = weir_engine::state::OperatorState::from_bytes(&bytes)?;
+        let mut second = Harness::new(op_for(snapshot_spec()?)?);
+        second.op.restore(state)?;
+        second.ctx.watermark = first.ctx.watermark;
+        run_steps(&mut second, &steps[cut..])?;
+        second.end()?;
+        events.extend(second.take_events());
+        assert_eq!(events, expected, "cut after step {cut}");
+        assert_eq!(second.op.rows_kept(), whole.op.rows_kept());
+    }
+    Ok(())
+}
+
+#[test]
+fn restore_rejects_state_of_another_pattern() -> Result<()> {
+    let mut h = Harness::new(op_for(snapshot_spec()?)?);
+    run_steps(&mut h, &snapshot_steps()[..3])?;
+    let state = h.op.snapshot()?;
+    let other = MatchSpec::new(Pattern::parse("A B")?);
+    let err = op_for(other)?
+        .restore(state)
+        .expect_err("different pattern");
+    assert!(matches!(err, weir_engine::WeirError::State(_)), "{err}");
+    // An empty state is fine, and garbage is an error, not a panic.
+    op_for(snapshot_spec()?)?.restore(weir_engine::state::OperatorState::empty())?;
+    let mut bad = weir_engine::state::OperatorState::empty();
+    bad.put("meta", ticker(&[("x", "10:00:00", 1, 1)]))?;
+    assert!(op_for(snapshot_spec()?)?.restore(bad).is_err());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Plan errors and custom conditions.
+// ---------------------------------------------------------------------
+
+#[test]
+fn invalid_specs_are_plan_errors() -> Result<()> {
+    let plan_err = |spec: MatchSpec| -> String {
+        match op_for(spec) {
+            Err(e @ weir_engine::WeirError::Plan(_)) => e.to_string(),
+            Err(e) => panic!("not a plan error: {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    };
+    let p = || Pattern::parse("A B").expect("pattern");
+    assert!(
+        plan_err(MatchSpec::new(p()).define("A", ExprCondition::row(col("price"))))
+            .contains("not BOOLEAN")
+    );
+    assert!(plan_err(
+        MatchSpec::new(p())
+            .define("A", row_cond("price", Op::Eq, 1))
+            .define("A", row_cond("price", Op::Eq, 2))
+    )
+    .contains("defined twice"));
+    assert!(
+        plan_err(MatchSpec::new(p()).skip(SkipStrategy::ToLast("Z".into())))
+            .contains("Z is not a variable")
+    );
+    assert!(plan_err(MatchSpec::new(p()).within_ms(0)).contains("WITHIN"));
+    assert!(plan_err(
+        MatchSpec::new(p())
+            .measure(nav_measure(
+                "m",
+                Navigation::last(var("A"), col("price"), 0)
+            ))
+            .measure(nav_measure(
+                "m",
+                Navigation::last(var("B"), col("price"), 0)
+            ))
+    )
+    .contains("used twice"));
+    assert!(plan_err(MatchSpec::new(Pattern::parse("A B*")?)).contains("greedy"));
+    let err = CompiledMatch::try_new(MatchSpec::new(p()), ticker_schema(), 0)
+        .expect_err("symbol is no time");
+    assert!(err.to_string().contains("must be a TIMESTAMP"), "{err}");
+    let compiled = Arc::new(CompiledMatch::try_new(
+        MatchSpec::new(p()),
+        ticker_schema(),
+        1,
+    )?);
+    assert!(MatchRecognize::try_new(compiled, vec![9]).is_err());
+    // As in Flink, a DEFINE or reference to a name that is not in the
+    // pattern is accepted: the condition is unused, the rows are none.
+    let spec = MatchSpec::new(p())
+        .define("Z", row_cond("price", Op::Eq, 1))
+        .measure(nav_measure(
+            "z",
+            Navigation::aggregate(AggFunc::Count, var("Z"), None, &ticker_schema())?,
+        ));
+    let input = batch_of(&series("S", "10:00:00", 1, &[1, 2, 3]));
+    assert_eq!(run_bounded(spec, input)?, vec!["S,0", "S,0"]);
+    Ok(())
+}
+
+/// A condition written against the [`crate::cep::MatchContext`] API
+/// directly: the price is above the average of all rows mapped so far.
+#[derive(Debug, Default)]
+struct AboveRunningAverage {
+    price: Option<crate::cep::RowExprId>,
+}
+
+impl crate::cep::Condition for AboveRunningAverage {
+    fn bind(&mut self, binder: &mut crate::cep::Binder<'_>) -> Result<()> {
+        let price = expr::col("price", binder.input_schema())?;
+        self.price = Some(binder.row_expr(price)?);
+        Ok(())
+    }
+
+    fn evaluate(&self, ctx: &crate::cep::MatchContext<'_>) -> Result<bool> {
+        let id = self
+            .price
+            .ok_or_else(|| weir_engine::WeirError::Internal("unbound".into()))?;
+        let value = |seq: u64| -> Result<i64> {
+            let row = ctx.row(seq)?;
+            let col = row.value(id)?;
+            let col = col
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| weir_engine::WeirError::Internal("price".into()))?;
+            Ok(col.value(row.index()))
+        };
+        let rows = ctx.rows(crate::cep::VarSet::All);
+        let current = ctx.current()?.map(|r| r.sequence());
+        let before: Vec<i64> = rows
+            .iter()
+            .filter(|s| Some(*s) != current)
+            .map(value)
+            .collect::<Result<_>>()?;
+        let Some(cur) = current else {
+            return Ok(false);
+        };
+        if before.is_empty() {
+            return Ok(true);
+        }
+        let avg = before.iter().sum::<i64>() as f64 / before.len() as f64;
+        Ok(value(cur)? as f64 > avg)
+    }
+}
+
+#[test]
+fn custom_conditions_plug_into_the_matcher() -> Result<()> {
+    let spec = MatchSpec::new(Pattern::parse("A{3}")?)
+        .define("A", AboveRunningAverage::default())
+        .measure(nav_measure(
+            "last",
+            Navigation::last(var("A"), col("price"), 0),
+        ))
+        .skip(SkipStrategy::PastLastRow);
+    // 1, 2 (> 1), 3 (> 1.5): match. 1, 5, 2 (< 3): no. 2, 9, 6 (> 5.5).
+    let input = batch_of(&series("S", "10:00:00", 1, &[1, 2, 3, 1, 5, 2, 9, 6]));
+    assert_eq!(run_bounded(spec, input)?, vec!["S,3", "S,6"]);
+    Ok(())
+}
+
+#[test]
+fn row_store_is_compacted_when_mostly_unreferenced() -> Result<()> {
+    // PREV keeps one row per partition; every other row becomes garbage.
+    let mut a = E::new();
+    let p = a.prev("price", 1);
+    let cond = a.bin(a.col("price"), Op::Gt, p);
+    let spec = MatchSpec::new(Pattern::parse("A")?).define("A", a.cond(cond));
+    let mut h = Harness::new(op_for(spec)?);
+    let syms: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    for round in 0..60 {
+        let mut rows = Vec::new();
+        for (i, s) in syms.iter().enumerate() {
+            for j in 0..100 {
+                let sec = round * 100 + j;
+                rows.push((
+                    s.clone(),
+                    format!(
+                        "{:02}:{:02}:{:02}",
+                        10 + sec / 3600,
+                        (sec / 60) % 60,
+                        sec % 60
+                    ),
+                    ((i + j as usize) % 7) as i64,
+                    0,
+                ));
+            }
+        }
+        h.batch(batch_of(&rows))?;
+        h.watermark(t("10:00:00") + (round * 100 + 99) * 1000)?;
+    }
+    assert_eq!(h.op.rows_kept(), 50);
+    assert!(
+        h.op.store.allocated_rows() <= 2 * 50 + 65_536,
+        "allocated {}",
+        h.op.store.allocated_rows()
+    );
+    Ok(())
+}
+
+#[test]
+fn matcher_runs_one_ordered_stream() -> Result<()> {
+    let spec = docs_skip_spec(SkipStrategy::PastLastRow)?;
+    let mut m = Matcher::new(Arc::new(CompiledMatch::try_new(spec, ticker_schema(), 1)?));
+    let rows = series("XYZ", "10:00:01", 1, &[7, 9, 10, 5, 10, 7, 14]);
+    let mut out = show(&[m.push(&batch_of(&rows[..3]))?]);
+    assert!(out.is_empty());
+    out.extend(show(&[m.push(&batch_of(&rows[3..]))?]));
+    out.extend(show(&[m.finish()?]));
+    assert_eq!(out, vec!["26,10:00:01,10:00:04", "17,10:00:05,10:00:07"]);
+    let err = m.push(&batch_of(&rows[..1])).expect_err("out of order");
+    assert!(err.to_string().contains("event-time order"), "{err}");
     Ok(())
 }
