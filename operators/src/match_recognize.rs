@@ -37,7 +37,7 @@ use weir_engine::state::OperatorState;
 use weir_engine::{Result, WeirError};
 
 use crate::cep::matcher::PartitionState;
-use crate::cep::nfa::{PartialMatch, Scratch};
+use crate::cep::nfa::{Counts, PartialMatch, Scratch};
 use crate::cep::rows::{History, RowLoc, RowStore, StoredRow};
 use crate::cep::{CompiledMatch, MatchContext};
 use crate::groups::KeyCodec;
@@ -69,16 +69,20 @@ pub struct MatchRecognize {
     output_schema: SchemaRef,
     /// Encodes partition keys.
     codec: KeyCodec,
-    /// Partition key -> partition number (numbers grow in order of first
-    /// appearance and are never reused).
+    /// Partition key -> partition number.
     ids: HashMap<Box<[u8]>, u64, ahash::RandomState>,
-    /// Live partitions by number.
-    partitions: HashMap<u64, Partition, ahash::RandomState>,
+    /// Partitions by number (a slab: numbers of dropped partitions are
+    /// reused, most recently freed first).
+    partitions: Vec<Option<Partition>>,
+    /// Free partition numbers (a stack).
+    free: Vec<u64>,
+    /// Number of live partitions.
+    live: usize,
+    /// States of dropped partitions, kept for their allocations.
+    spare: Vec<PartitionState>,
     /// `(time, partition)`: when a partition next needs the watermark (its
     /// earliest buffered row or the time-out of its earliest partial match).
     timers: BTreeSet<(i64, u64)>,
-    /// Next partition number.
-    next_pid: u64,
     /// The rows of all partitions.
     store: RowStore,
     /// The highest watermark seen (survives restore).
@@ -92,7 +96,7 @@ impl fmt::Debug for MatchRecognize {
         f.debug_struct("MatchRecognize")
             .field("compiled", &self.compiled)
             .field("partition_by", &self.partition_by)
-            .field("partitions", &self.partitions.len())
+            .field("partitions", &self.live)
             .field("rows", &self.store.live_rows())
             .field("watermark", &self.watermark)
             .finish()
@@ -108,9 +112,11 @@ impl MatchRecognize {
         Ok(Self {
             codec: KeyCodec::new(partition_by.len()),
             ids: HashMap::with_hasher(ahash::RandomState::new()),
-            partitions: HashMap::with_hasher(ahash::RandomState::new()),
+            partitions: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            spare: Vec::new(),
             timers: BTreeSet::new(),
-            next_pid: 0,
             store: RowStore::default(),
             watermark: None,
             scratch: Scratch::default(),
@@ -162,15 +168,21 @@ impl MatchRecognize {
 
     /// Number of partitions with state.
     pub fn partitions(&self) -> usize {
-        self.partitions.len()
+        self.live
     }
 
     /// Number of running partial matches over all partitions.
     pub fn partial_matches(&self) -> usize {
         self.partitions
-            .values()
+            .iter()
+            .flatten()
             .map(|p| p.state.run.partials.len())
             .sum()
+    }
+
+    /// Partition `pid`.
+    fn part(&self, pid: u64) -> Option<&Partition> {
+        self.partitions.get(pid as usize).and_then(Option::as_ref)
     }
 
     /// Number of rows kept (buffered or still needed by a match).
@@ -192,18 +204,43 @@ impl MatchRecognize {
 
     /// Creates the partition of `key`.
     fn new_partition(&mut self, key: &[u8]) -> u64 {
-        let pid = self.next_pid;
-        self.next_pid += 1;
+        let part = Partition {
+            key: key.into(),
+            state: self.spare.pop().unwrap_or_default(),
+            timer: None,
+        };
+        let pid = match self.free.pop() {
+            Some(pid) => {
+                if let Some(slot) = self.partitions.get_mut(pid as usize) {
+                    *slot = Some(part);
+                }
+                pid
+            }
+            None => {
+                self.partitions.push(Some(part));
+                (self.partitions.len() - 1) as u64
+            }
+        };
         self.ids.insert(key.into(), pid);
-        self.partitions.insert(
-            pid,
-            Partition {
-                key: key.into(),
-                state: PartitionState::default(),
-                timer: None,
-            },
-        );
+        self.live += 1;
         pid
+    }
+
+    /// Drops partition `pid`, keeping its state's allocations for reuse.
+    fn drop_partition(&mut self, pid: u64) {
+        let Some(mut p) = self.partitions.get_mut(pid as usize).and_then(Option::take) else {
+            return;
+        };
+        self.ids.remove(&p.key);
+        if let Some(t) = p.timer {
+            self.timers.remove(&(t, pid));
+        }
+        p.state.reset(&mut self.store);
+        if self.spare.len() < 1024 {
+            self.spare.push(p.state);
+        }
+        self.free.push(pid);
+        self.live -= 1;
     }
 
     /// Feeds every partition whose timer is due at `watermark` and emits
@@ -223,7 +260,11 @@ impl MatchRecognize {
         let mut matches: Vec<(u64, PartialMatch)> = Vec::new();
         let mut buf = Vec::new();
         for &pid in &due {
-            let Some(part) = self.partitions.get_mut(&pid) else {
+            let Some(part) = self
+                .partitions
+                .get_mut(pid as usize)
+                .and_then(Option::as_mut)
+            else {
                 continue;
             };
             part.timer = None;
@@ -242,7 +283,11 @@ impl MatchRecognize {
         }
         let look_back = self.compiled.look_back();
         for pid in due {
-            let Some(part) = self.partitions.get_mut(&pid) else {
+            let Some(part) = self
+                .partitions
+                .get_mut(pid as usize)
+                .and_then(Option::as_mut)
+            else {
                 continue;
             };
             let keep = self.compiled.keep_from(&part.state);
@@ -250,9 +295,7 @@ impl MatchRecognize {
             if let Some(t) = self.compiled.wakeup(&part.state) {
                 Self::schedule(&mut self.timers, pid, part, t);
             } else if look_back == 0 && part.state.is_idle() {
-                if let Some(p) = self.partitions.remove(&pid) {
-                    self.ids.remove(&p.key);
-                }
+                self.drop_partition(pid);
             }
         }
         self.maybe_compact()
@@ -265,8 +308,7 @@ impl MatchRecognize {
             .iter()
             .map(|(pid, m)| {
                 let part = self
-                    .partitions
-                    .get(pid)
+                    .part(*pid)
                     .ok_or_else(|| WeirError::Internal(format!("partition {pid} vanished")))?;
                 Ok(self.compiled.context(&self.store, &part.state.history, m))
             })
@@ -308,18 +350,21 @@ impl MatchRecognize {
             return Ok(());
         }
         let mut locs: Vec<&mut RowLoc> = Vec::with_capacity(live);
-        for p in self.partitions.values_mut() {
+        for p in self.partitions.iter_mut().flatten() {
             locs.extend(p.state.history.locs_mut());
             locs.extend(p.state.pending.iter_mut().map(|r| &mut r.loc));
         }
         self.store.compact(&mut locs, COMPACT_CHUNK_ROWS)
     }
 
-    /// Partition numbers in ascending order.
+    /// Numbers of the live partitions, ascending.
     fn sorted_pids(&self) -> Vec<u64> {
-        let mut pids: Vec<u64> = self.partitions.keys().copied().collect();
-        pids.sort_unstable();
-        pids
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| i as u64)
+            .collect()
     }
 }
 
@@ -377,7 +422,8 @@ impl Operator for MatchRecognize {
             self.store.retain(loc);
             let part = self
                 .partitions
-                .get_mut(&pid)
+                .get_mut(pid as usize)
+                .and_then(Option::as_mut)
                 .ok_or_else(|| WeirError::Internal(format!("partition {pid} missing")))?;
             part.state.push_pending(StoredRow { loc, ts: t });
             Self::schedule(&mut self.timers, pid, part, t);
@@ -415,7 +461,7 @@ impl Operator for MatchRecognize {
             Field::new("version", DataType::UInt32, false),
             Field::new("pattern", DataType::Utf8, false),
             Field::new("watermark", DataType::Int64, true),
-            Field::new("next_partition", DataType::UInt64, false),
+            Field::new("slots", DataType::UInt64, false),
         ]));
         state.put(
             "meta",
@@ -425,8 +471,19 @@ impl Operator for MatchRecognize {
                     Arc::new(UInt32Array::from(vec![STATE_VERSION])),
                     Arc::new(StringArray::from(vec![self.compiled.fingerprint()])),
                     Arc::new(Int64Array::from(vec![self.watermark])),
-                    Arc::new(UInt64Array::from(vec![self.next_pid])),
+                    Arc::new(UInt64Array::from(vec![self.partitions.len() as u64])),
                 ],
+            )?,
+        )?;
+        state.put(
+            "free",
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new(
+                    "partition",
+                    DataType::UInt64,
+                    false,
+                )])),
+                vec![Arc::new(UInt64Array::from(self.free.clone()))],
             )?,
         )?;
 
@@ -442,7 +499,7 @@ impl Operator for MatchRecognize {
         let mut m_order = vec![];
         let mut m_counts = ListBuilder::new(UInt32Builder::new());
         for pid in &pids {
-            let Some(p) = self.partitions.get(pid) else {
+            let Some(p) = self.part(*pid) else {
                 continue;
             };
             p_id.push(*pid);
@@ -558,7 +615,12 @@ impl Operator for MatchRecognize {
         }
         let wm = i64_col(meta, 2)?;
         self.watermark = wm.is_valid(0).then(|| wm.value(0));
-        self.next_pid = u64_col(meta, 3)?.value(0);
+        let slots = u64_col(meta, 3)?.value(0) as usize;
+        let free = u64_col(state.require("free")?, 0)?;
+        if free.values().iter().any(|&f| f as usize >= slots) {
+            return Err(corrupt("free partition number out of range"));
+        }
+        self.free = free.values().to_vec();
 
         let parts = state.require("partitions")?;
         let (p_id, p_base, p_order) = (u64_col(parts, 0)?, u64_col(parts, 1)?, u64_col(parts, 2)?);
@@ -654,7 +716,7 @@ impl Operator for MatchRecognize {
                 state: m_state.value(i),
                 start_seq: m_start.value(i),
                 start_ts: m_start_ts.value(i),
-                counts,
+                counts: Counts::from_slice(&counts),
                 order: m_order.value(i),
             };
             let s = restored
@@ -667,6 +729,11 @@ impl Operator for MatchRecognize {
             }
         }
 
+        self.partitions = (0..slots).map(|_| None).collect();
+        let mut is_free = vec![false; slots];
+        for &f in &self.free {
+            is_free[f as usize] = true;
+        }
         for (pid, s) in restored {
             let first = *first_row
                 .get(&pid)
@@ -680,8 +747,16 @@ impl Operator for MatchRecognize {
             if let Some(t) = self.compiled.wakeup(&part.state) {
                 Self::schedule(&mut self.timers, pid, &mut part, t);
             }
+            let slot = self
+                .partitions
+                .get_mut(pid as usize)
+                .ok_or_else(|| corrupt("partition number out of range"))?;
+            if slot.is_some() || is_free.get(pid as usize).copied().unwrap_or(true) {
+                return Err(corrupt("partition number used twice"));
+            }
+            *slot = Some(part);
             self.ids.insert(key, pid);
-            self.partitions.insert(pid, part);
+            self.live += 1;
         }
         Ok(())
     }

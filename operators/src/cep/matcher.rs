@@ -379,7 +379,7 @@ impl VarConditions for Evaluator<'_> {
             return Ok(true);
         };
         let (start, counts) = match partial {
-            Some(p) => (p.start_seq, p.counts.as_slice()),
+            Some(p) => (p.start_seq, &p.counts[..]),
             None => (self.seq, &[][..]),
         };
         let ctx = MatchContext::define(
@@ -427,6 +427,19 @@ impl PartitionState {
             self.pending_sorted = false;
         }
         self.pending.push(row);
+    }
+
+    /// Releases everything and empties the state, keeping its allocations
+    /// (for reuse by another partition).
+    pub(crate) fn reset(&mut self, store: &mut RowStore) {
+        self.history.reset(store);
+        for r in self.pending.drain(..) {
+            store.release(r.loc);
+        }
+        self.pending_sorted = true;
+        self.run.partials.clear();
+        self.run.completed.clear();
+        self.run.next_order = 0;
     }
 
     /// True if nothing is pending, running or waiting.

@@ -17,7 +17,7 @@
 //! - [`Pattern`] (`PATTERN`), [`Quantifier`] (greedy or reluctant) and
 //!   [`SkipStrategy`] (`AFTER MATCH SKIP`) — the syntax, checked against
 //!   Flink's restrictions by [`Pattern::elements`];
-//! - the NFA ([`nfa`]), compiled like Flink CEP's `NFACompiler` and run like
+//! - the NFA (module `nfa`), compiled like Flink CEP's `NFACompiler` and run like
 //!   its `NFA`, so greedy/reluctant quantifiers, match order and skip
 //!   pruning give Flink's rows;
 //! - [`Condition`] (a `DEFINE`) and [`Measure`] (a `MEASURES` column): two

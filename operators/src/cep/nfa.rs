@@ -249,6 +249,70 @@ impl fmt::Display for CondDisplay<'_> {
     }
 }
 
+/// Rows mapped to each element of a match: inline for up to
+/// [`Counts::INLINE`] elements, so cloning a partial match does not
+/// allocate for usual patterns.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Counts {
+    /// Up to `INLINE` counts.
+    Inline {
+        len: u8,
+        values: [u32; Counts::INLINE],
+    },
+    /// More.
+    Heap(Vec<u32>),
+}
+
+impl Counts {
+    /// Elements stored inline.
+    pub(crate) const INLINE: usize = 6;
+
+    /// `n` zeros.
+    pub(crate) fn zeros(n: usize) -> Self {
+        if n <= Self::INLINE {
+            Counts::Inline {
+                len: n as u8,
+                values: [0; Self::INLINE],
+            }
+        } else {
+            Counts::Heap(vec![0; n])
+        }
+    }
+
+    /// From a slice (restore).
+    pub(crate) fn from_slice(values: &[u32]) -> Self {
+        let mut c = Self::zeros(values.len());
+        c.copy_from_slice(values);
+        c
+    }
+}
+
+impl std::ops::Deref for Counts {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        match self {
+            Counts::Inline { len, values } => &values[..usize::from(*len)],
+            Counts::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Counts {
+    fn deref_mut(&mut self) -> &mut [u32] {
+        match self {
+            Counts::Inline { len, values } => &mut values[..usize::from(*len)],
+            Counts::Heap(v) => v,
+        }
+    }
+}
+
+impl fmt::Debug for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// A partial or completed match: its state, first row and the number of
 /// rows mapped to each element (the rows are consecutive in the partition).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,7 +324,7 @@ pub(crate) struct PartialMatch {
     /// Event time of the first row.
     pub(crate) start_ts: i64,
     /// Rows mapped to each element, in pattern order.
-    pub(crate) counts: Vec<u32>,
+    pub(crate) counts: Counts,
     /// Completion order (ties between completed matches with the same
     /// first row are released in the order they completed).
     pub(crate) order: u64,
@@ -538,7 +602,7 @@ impl NfaRun {
                     state,
                     start_seq: seq,
                     start_ts: ts,
-                    counts: vec![0; nfa.elements],
+                    counts: Counts::zeros(nfa.elements),
                     order: 0,
                 },
             };

@@ -220,6 +220,15 @@ impl History {
         }
     }
 
+    /// Releases every row and starts over at sequence number 0, keeping
+    /// the allocation (for reuse by another partition).
+    pub(crate) fn reset(&mut self, store: &mut RowStore) {
+        for r in self.rows.drain(..) {
+            store.release(r.loc);
+        }
+        self.base = 0;
+    }
+
     /// Sequence number of the next row.
     pub(crate) fn next_seq(&self) -> u64 {
         self.base + self.rows.len() as u64
