@@ -718,6 +718,7 @@ impl Operator for MatchRecognize {
                 start_ts: m_start_ts.value(i),
                 counts: Counts::from_slice(&counts),
                 order: m_order.value(i),
+                released_at: 0,
             };
             let s = restored
                 .get_mut(&m_pid.value(i))

@@ -261,6 +261,8 @@ pub struct MatchContext<'a> {
     current: Option<(u64, usize)>,
     /// The current row (`DEFINE`) or the last row of the match (`MEASURES`).
     anchor: u64,
+    /// `MEASURES`: when the match was released.
+    released_at: Option<i64>,
     time_type: &'a DataType,
 }
 
@@ -284,16 +286,18 @@ impl<'a> MatchContext<'a> {
             counts,
             current: Some((seq, var)),
             anchor: seq,
+            released_at: None,
             time_type,
         }
     }
 
-    /// The context of `MEASURES` for a completed match.
+    /// The context of `MEASURES` for a match released at `released_at`.
     pub(crate) fn measures(
         store: &'a RowStore,
         history: &'a History,
         start: u64,
         counts: &'a [u32],
+        released_at: i64,
         time_type: &'a DataType,
     ) -> Self {
         let len: u64 = counts.iter().map(|&c| u64::from(c)).sum();
@@ -304,6 +308,7 @@ impl<'a> MatchContext<'a> {
             counts,
             current: None,
             anchor: start + len.saturating_sub(1),
+            released_at: Some(released_at),
             time_type,
         }
     }
@@ -321,6 +326,19 @@ impl<'a> MatchContext<'a> {
     /// The type of `MATCH_ROWTIME()`.
     pub fn rowtime_type(&self) -> &DataType {
         self.time_type
+    }
+
+    /// `MATCH_ROWTIME()`, in epoch milliseconds, as Flink computes it: in
+    /// `MEASURES`, the time at which the match was released — the event
+    /// time of the row whose processing released it (normally its last
+    /// row) or, for a match held back by an earlier partial match, of the
+    /// row or watermark that released it (`i64::MAX` at the end of input);
+    /// in `DEFINE`, the current row's time.
+    pub fn match_rowtime(&self) -> Result<i64> {
+        match self.released_at {
+            Some(t) => Ok(t),
+            None => Ok(self.anchor()?.event_time()),
+        }
     }
 
     /// The row with sequence number `seq`.

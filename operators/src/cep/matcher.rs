@@ -345,7 +345,14 @@ impl CompiledMatch {
         history: &'a History,
         m: &'a PartialMatch,
     ) -> MatchContext<'a> {
-        MatchContext::measures(store, history, m.start_seq, &m.counts, &self.rowtime)
+        MatchContext::measures(
+            store,
+            history,
+            m.start_seq,
+            &m.counts,
+            m.released_at,
+            &self.rowtime,
+        )
     }
 
     /// The measure columns of a list of matches.

@@ -25,7 +25,8 @@
 //!   whatever it was mapped to; NULL before the partition's first row.
 //!   Flink accepts only `n = 0`; larger offsets are a Weir extension with
 //!   the SQL standard's meaning.
-//! - `MATCH_ROWTIME()`: the event time of the last row of the match.
+//! - `MATCH_ROWTIME()`: see [`MatchContext::match_rowtime`] (normally the
+//!   event time of the match's last row).
 
 use std::sync::Arc;
 
@@ -361,7 +362,7 @@ impl BoundNavigation {
     fn rowtime(&self, ctxs: &[MatchContext<'_>]) -> Result<ArrayRef> {
         let ts = ctxs
             .iter()
-            .map(|c| c.last(VarSet::All, 0).map(|r| r.map(|r| r.event_time())))
+            .map(MatchContext::match_rowtime)
             .collect::<Result<Vec<_>>>()?;
         let array: ArrayRef = Arc::new(TimestampMillisecondArray::from(ts));
         Ok(cast(&array, &self.data_type)?)

@@ -328,6 +328,10 @@ pub(crate) struct PartialMatch {
     /// Completion order (ties between completed matches with the same
     /// first row are released in the order they completed).
     pub(crate) order: u64,
+    /// When the match was released: the time of the row being processed or
+    /// of the time advance that released it (Flink's emission timestamp,
+    /// `MATCH_ROWTIME()`). Meaningless before release.
+    pub(crate) released_at: i64,
 }
 
 impl PartialMatch {
@@ -498,7 +502,7 @@ impl NfaRun {
         if let Some(w) = within {
             self.partials.retain(|p| ts.saturating_sub(p.start_ts) < w);
         }
-        self.release(skip, vars, out)
+        self.release(ts, skip, vars, out)
     }
 
     /// Feeds the row with sequence number `seq` and time `ts` (rows must
@@ -553,7 +557,7 @@ impl NfaRun {
         }
         scratch.done = done;
         scratch.memo = memo.0;
-        self.release(skip, vars, out)
+        self.release(ts, skip, vars, out)
     }
 
     /// Flink's `computeNextStates` for one partial match (or the start
@@ -604,6 +608,7 @@ impl NfaRun {
                     start_ts: ts,
                     counts: Counts::zeros(nfa.elements),
                     order: 0,
+                    released_at: 0,
                 },
             };
             if let Some(c) = m.counts.get_mut(element) {
@@ -634,8 +639,14 @@ impl NfaRun {
 
     /// Flink's `processMatchesAccordingToSkipStrategy`: releases completed
     /// matches that no earlier partial match can precede, pruning after
-    /// each one.
-    fn release(&mut self, skip: &Skip, vars: &[String], out: &mut Vec<PartialMatch>) -> Result<()> {
+    /// each one; `now` is the time of the row or time advance.
+    fn release(
+        &mut self,
+        now: i64,
+        skip: &Skip,
+        vars: &[String],
+        out: &mut Vec<PartialMatch>,
+    ) -> Result<()> {
         while let Some(first) = self.completed.first() {
             if self
                 .partials
@@ -644,7 +655,8 @@ impl NfaRun {
             {
                 break;
             }
-            let m = self.completed.remove(0);
+            let mut m = self.completed.remove(0);
+            m.released_at = now;
             let (row, inclusive) = skip.pruning(&m, vars)?;
             let keep = |p: &PartialMatch| {
                 if inclusive {

@@ -1266,3 +1266,160 @@ fn matcher_runs_one_ordered_stream() -> Result<()> {
     assert!(err.to_string().contains("event-time order"), "{err}");
     Ok(())
 }
+
+#[test]
+fn match_rowtime_is_the_release_time_as_in_flink() -> Result<()> {
+    let spec = |within: Option<i64>| -> Result<MatchSpec> {
+        Ok(hold_spec(within)?.measure(nav_measure("mt", Navigation::match_rowtime())))
+    };
+    // Flink 2.2: the match ends at 10:00:02 but is held back by the attempt
+    // at 10:00:00 until the row at 10:00:03 ends it.
+    let input = batch_of(&series("H", "10:00:00", 1, &[1, 2, 3, 0, 7]));
+    assert_eq!(
+        run_bounded(spec(None)?, input)?,
+        vec!["H,2,10:00:02,10:00:03"]
+    );
+    // Released by a WITHIN time-out on the watermark: the watermark's time.
+    let mut h = Harness::new(op_for(spec(Some(10_000))?)?);
+    h.batch(batch_of(&series("H", "10:00:00", 1, &[1, 2, 3, 5])))?;
+    h.watermark(t("10:00:12"))?;
+    assert_eq!(show(&h.take_batches()), vec!["H,2,10:00:02,10:00:12"]);
+    // Released at the end of input: Flink's Long.MAX_VALUE.
+    let mut h = Harness::new(op_for(spec(Some(10_000))?)?);
+    h.batch(batch_of(&series("H", "10:00:00", 1, &[1, 2, 3, 5])))?;
+    h.end()?;
+    let out = h.take_batches();
+    let mt = out[0]
+        .column(3)
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .expect("timestamp");
+    assert_eq!(mt.value(0), i64::MAX);
+    Ok(())
+}
+
+#[test]
+fn rows_with_equal_times_are_matched_in_arrival_order() -> Result<()> {
+    let c = E::new();
+    let cond = c.bin(c.col("price"), Op::Lt, lit(3));
+    let spec = MatchSpec::new(Pattern::parse("A B+? C")?)
+        .define("A", row_cond("price", Op::Eq, 1))
+        .define("C", c.cond(cond))
+        .measure(nav_measure(
+            "a",
+            Navigation::first(var("A"), col("price"), 0),
+        ))
+        .measure(nav_measure(
+            "b",
+            Navigation::last(var("B"), col("price"), 0),
+        ))
+        .measure(nav_measure(
+            "nb",
+            Navigation::aggregate(
+                AggFunc::Count,
+                var("B"),
+                Some(col("price")),
+                &ticker_schema(),
+            )?,
+        ))
+        .measure(nav_measure(
+            "c",
+            Navigation::last(var("C"), col("price"), 0),
+        ));
+    let input = ticker(&[
+        ("E", "10:00:00", 1, 0),
+        ("E", "10:00:00", 5, 0),
+        ("E", "10:00:00", 2, 0),
+        ("E", "10:00:01", 1, 0),
+        ("E", "10:00:01", 7, 0),
+        ("E", "10:00:02", 3, 0),
+    ]);
+    // Flink 2.2 (with a watermark delay, so that no row is late).
+    assert_eq!(run_bounded(spec, input)?, vec!["E,1,5,1,2"]);
+    Ok(())
+}
+
+#[test]
+fn skip_to_first_of_a_looping_variable() -> Result<()> {
+    let first_b = |p: &str| -> Result<Vec<String>> {
+        let spec = quantifier_spec(p, "past")?.skip(SkipStrategy::ToFirst("B".into()));
+        let input = batch_of(&series(
+            "S",
+            "10:00:00",
+            1,
+            super::flink_quantifiers::PRICES,
+        ));
+        run_bounded(spec, input)
+    };
+    // Flink 2.2.
+    assert_eq!(
+        first_b("A B+ C")?,
+        vec![
+            "S,10:00:00,4,1,10:00:05",
+            "S,10:00:06,2,1,10:00:09",
+            "S,10:00:10,3,1,10:00:14",
+            "S,10:00:17,1,1,10:00:19",
+            "S,10:00:20,4,1,10:00:25"
+        ]
+    );
+    assert_eq!(
+        first_b("A B+? C")?,
+        vec![
+            "S,10:00:00,1,1,10:00:02",
+            "S,10:00:06,1,1,10:00:08",
+            "S,10:00:10,3,1,10:00:14",
+            "S,10:00:17,1,1,10:00:19",
+            "S,10:00:20,1,1,10:00:22"
+        ]
+    );
+    assert_eq!(
+        first_b("A B{2,3} C")?,
+        vec!["S,10:00:06,2,1,10:00:09", "S,10:00:10,3,1,10:00:14"]
+    );
+    let err = first_b("A B* C").expect_err("a match without B");
+    assert!(
+        err.to_string()
+            .contains("no row of the match is mapped to B"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn flink_integer_average_and_prev_zero_in_define() -> Result<()> {
+    // DEFINE A AS AVG(A.price) <= 14 AND PREV(A.price, 0) > 0, with Flink's
+    // BIGINT average (DataFusion's is DOUBLE: cast it to get Flink's rows).
+    let mut a = E::new();
+    let avg = a.agg(AggFunc::Avg, "A", Some("price"));
+    let avg = expr::cast(avg, DataType::Int64, &a.schema())?;
+    let prev = a.prev("price", 0);
+    let cond = a.bin(
+        a.bin(avg, Op::LtEq, lit(14)),
+        Op::And,
+        a.bin(prev, Op::Gt, lit(0)),
+    );
+    let mut m = E::new();
+    let avg = m.agg(AggFunc::Avg, "A", Some("price"));
+    let avg = expr::cast(avg, DataType::Int64, &m.schema())?;
+    let spec = MatchSpec::new(Pattern::parse("A+ B")?)
+        .define("A", a.cond(cond))
+        .measure(nav_measure(
+            "f",
+            Navigation::first(var("A"), col("price"), 0),
+        ))
+        .measure(m.measure("av", avg))
+        .measure(nav_measure(
+            "n",
+            Navigation::aggregate(
+                AggFunc::Count,
+                var("A"),
+                Some(col("price")),
+                &ticker_schema(),
+            )?,
+        ))
+        .skip(SkipStrategy::PastLastRow);
+    let input = batch_of(&series("V", "10:00:00", 1, &[10, 20, 14, 15, 15, 30, 1, 2]));
+    // Flink 2.2.
+    assert_eq!(run_bounded(spec, input)?, vec!["V,10,10,1", "V,14,14,3"]);
+    Ok(())
+}
