@@ -417,8 +417,10 @@ impl<'a> MatchContext<'a> {
     }
 }
 
-/// The `MATCH_ROWTIME()` type for a time column of type `time`.
-pub(crate) fn rowtime_type(time: &DataType) -> DataType {
+/// The type of `MATCH_ROWTIME()` for a time column of type `time`:
+/// `TIMESTAMP(3)` (milliseconds), keeping the column's time zone (Flink's
+/// `TIMESTAMP_LTZ`). Pass it to [`super::navigation_schema`].
+pub fn rowtime_type(time: &DataType) -> DataType {
     match time {
         DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
         _ => DataType::Timestamp(TimeUnit::Millisecond, None),

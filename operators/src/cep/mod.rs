@@ -47,21 +47,35 @@
 //!   [`VarRef::All`]); `w.x` for another variable `w` → `LAST(w.x, 0)`;
 //!   `v.x` and `x` → the current row's column `x`; aggregates →
 //!   [`Navigation::aggregate`] or [`Navigation::Aggregate`] with any
-//!   DataFusion aggregate. Plan the rewritten expression with DataFusion
-//!   against [`navigation_schema`] and wrap it in [`ExprCondition::new`].
-//!   Arguments of navigations are planned against the input schema.
+//!   DataFusion aggregate (Flink's `AVG` of an integer is an integer: cast
+//!   DataFusion's DOUBLE average); `MATCH_ROWTIME()` →
+//!   [`Navigation::match_rowtime`]. Plan the rewritten expression with
+//!   DataFusion against [`navigation_schema`] (with [`rowtime_type`] of the
+//!   time column) and wrap it in [`ExprCondition::new`]. Arguments of
+//!   navigations are planned against the input schema.
 //! - `MEASURES e AS name`: the same, with [`ExprMeasure::new`]; `w.x` is
 //!   `LAST(w.x, 0)` and a bare `x` is `LAST(x)` over all rows (the input
 //!   columns of a measure hold the match's last row).
+//! - `AFTER MATCH`: absent means [`SkipStrategy::ToNextRow`] — Flink's
+//!   actual default (Calcite fills it in), not the `PAST LAST ROW` its
+//!   documentation states.
+//! - `WITHIN`: [`MatchSpec::within_ms`]; a match must span *less* than the
+//!   interval.
+//! - A name in `DEFINE` or in a navigation that is not a pattern variable
+//!   is accepted, as in Flink (the condition is unused; the rows are none).
 //! - Output: `PARTITION BY` columns, then the measures
-//!   ([`CompiledMatch::measures_schema`]).
+//!   ([`crate::match_recognize::MatchRecognize::output_schema_for`]).
 //!
-//! Not supported (plan errors): quantified groups, alternation (`|`),
-//! `PERMUTE`, exclusion, anchors, `ALL ROWS PER MATCH`, `SUBSET`,
-//! `CLASSIFIER()`, reluctant `?`, a greedy quantifier on the last
-//! variable, patterns that can match no row, processing-time order and
-//! secondary `ORDER BY` keys (rows with equal times are matched in arrival
-//! order).
+//! Not supported (plan errors, as in Flink unless noted): quantified
+//! groups, alternation (`|`), `PERMUTE`, exclusion, anchors, `ALL ROWS PER
+//! MATCH`, `SUBSET`, `CLASSIFIER()`, reluctant `?`, a greedy quantifier on
+//! the last variable, an optional variable right after a greedy one,
+//! patterns that can match no row; processing-time order and secondary
+//! `ORDER BY` keys (rows with equal times are matched in arrival order, as
+//! Flink does without secondary keys) are left to the planner to reject.
+//!
+//! Weir extensions (Flink 2.2 rejects them): `{,m}` / `{0,m}`, and `PREV`
+//! with an offset above 0.
 
 pub mod condition;
 pub mod context;
@@ -74,7 +88,9 @@ pub mod pattern;
 pub(crate) mod rows;
 
 pub use condition::{Condition, ExprCondition};
-pub use context::{Binder, MatchContext, MatchRow, RowExprId, RowSeqs, VarRef, VarSet};
+pub use context::{
+    rowtime_type, Binder, MatchContext, MatchRow, RowExprId, RowSeqs, VarRef, VarSet,
+};
 pub use matcher::{CompiledMatch, MatchSpec, Matcher};
 pub use measure::{ExprMeasure, Measure};
 pub use navigation::{navigation_schema, AggFunc, Navigation};
