@@ -530,6 +530,13 @@ impl Matcher {
     /// time) and returns the measures of the matches they release. A NULL
     /// or decreasing event time is an error.
     pub fn push(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let expected = self.compiled.input_schema.fields().len();
+        if batch.num_columns() != expected {
+            return Err(WeirError::Execution(format!(
+                "the matcher expects {expected} input columns, got {}",
+                batch.num_columns()
+            )));
+        }
         let ts = event_times(batch, self.compiled.time_column)?;
         for i in 0..batch.num_rows() {
             if ts.is_null(i) {

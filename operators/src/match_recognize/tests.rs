@@ -1264,6 +1264,8 @@ fn matcher_runs_one_ordered_stream() -> Result<()> {
     assert_eq!(out, vec!["26,10:00:01,10:00:04", "17,10:00:05,10:00:07"]);
     let err = m.push(&batch_of(&rows[..1])).expect_err("out of order");
     assert!(err.to_string().contains("event-time order"), "{err}");
+    let narrow = batch_of(&rows[..1]).project(&[0, 1])?;
+    assert!(m.push(&narrow).is_err());
     Ok(())
 }
 
