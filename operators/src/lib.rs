@@ -11,13 +11,17 @@
 //!   `CUMULATE`) used without aggregation;
 //! - [`window_aggregate::WindowAggregate`] and
 //!   [`session_window_aggregate::SessionWindowAggregate`], window TVF
-//!   aggregation with DataFusion accumulators, final results only.
+//!   aggregation with DataFusion accumulators, final results only;
+//! - [`match_recognize::MatchRecognize`], Flink's `MATCH_RECOGNIZE`, on the
+//!   NFA of [`cep`] (also usable on its own: [`cep::Matcher`]).
 //!
 //! [`window`] holds the window definitions shared by them.
 //!
 //! [`PhysicalExpr`]: datafusion_physical_expr::PhysicalExpr
 
+pub mod cep;
 pub mod filter;
+pub mod match_recognize;
 pub mod project;
 pub mod session_window_aggregate;
 pub mod watermark_assigner;
