@@ -13,11 +13,16 @@
 //!   [`session_window_aggregate::SessionWindowAggregate`], window TVF
 //!   aggregation with DataFusion accumulators, final results only.
 //!
+//! - [`fraud`]: fraud-detection rules (velocity, amount spike, impossible
+//!   travel, small-then-large, device sharing), keyed and in event time,
+//!   and the `haversine_km` kernel.
+//!
 //! [`window`] holds the window definitions shared by them.
 //!
 //! [`PhysicalExpr`]: datafusion_physical_expr::PhysicalExpr
 
 pub mod filter;
+pub mod fraud;
 pub mod project;
 pub mod session_window_aggregate;
 pub mod watermark_assigner;
