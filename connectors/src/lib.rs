@@ -10,6 +10,7 @@
 //! | `'connector'` | source | sink | module |
 //! |---|---|---|---|
 //! | `nexmark` | yes | – | [`nexmark`] |
+//! | `transactions` | yes | – | [`transactions`] |
 //! | `filesystem` | JSON lines, CSV, Parquet | JSON lines, CSV, Parquet | [`filesystem`] |
 //! | `print` | – | yes | [`print`] |
 //! | `blackhole` | – | yes | [`blackhole`] |
@@ -35,10 +36,13 @@ pub mod format;
 pub mod nexmark;
 pub mod options;
 pub mod print;
+pub mod transactions;
 
 pub use filesystem::{FilesystemConnector, FilesystemOptions};
 
 pub use nexmark::{generate_batches, NexmarkConnector, NexmarkOptions, NexmarkTable};
+
+pub use transactions::{FraudKind, TransactionsConnector, TransactionsOptions};
 
 /// What the planner knows about a `CREATE TABLE` when asking for a connector.
 #[derive(Debug, Clone)]
@@ -162,11 +166,12 @@ impl ConnectorRegistry {
         Self::default()
     }
 
-    /// A registry with Weir's built-in connectors: `nexmark`, `filesystem`,
-    /// `print` and `blackhole`.
+    /// A registry with Weir's built-in connectors: `nexmark`,
+    /// `transactions`, `filesystem`, `print` and `blackhole`.
     pub fn with_defaults() -> Self {
         let mut r = Self::new();
         r.register(Arc::new(nexmark::NexmarkConnector));
+        r.register(Arc::new(transactions::TransactionsConnector));
         r.register(Arc::new(filesystem::FilesystemConnector));
         r.register(Arc::new(print::PrintConnector));
         r.register(Arc::new(blackhole::BlackholeConnector));

@@ -26,15 +26,21 @@ fn registry_names_and_lookup_errors() {
     let registry = ConnectorRegistry::with_defaults();
     assert_eq!(
         registry.names(),
-        vec!["blackhole", "filesystem", "nexmark", "print"]
+        vec![
+            "blackhole",
+            "filesystem",
+            "nexmark",
+            "print",
+            "transactions"
+        ]
     );
     assert_eq!(
         err_text(registry.source(&table("t", schema(), &[("connector", "kafak")]))),
-        "config error: table t: unknown connector 'kafak' (known: blackhole, filesystem, nexmark, print)"
+        "config error: table t: unknown connector 'kafak' (known: blackhole, filesystem, nexmark, print, transactions)"
     );
     assert_eq!(
         err_text(registry.sink(&table("t", schema(), &[("connector", "prnt")]))),
-        "config error: table t: unknown connector 'prnt' (did you mean 'print'? known: blackhole, filesystem, nexmark, print)"
+        "config error: table t: unknown connector 'prnt' (did you mean 'print'? known: blackhole, filesystem, nexmark, print, transactions)"
     );
     assert_eq!(
         err_text(registry.source(&table("t", schema(), &[("path", "x")]))),
@@ -87,7 +93,7 @@ fn registered_connectors_replace_by_name() -> Result<()> {
     }
     let mut registry = ConnectorRegistry::with_defaults();
     registry.register(Arc::new(Fake));
-    assert_eq!(registry.names().len(), 4);
+    assert_eq!(registry.names().len(), 5);
     assert_eq!(
         err_text(registry.sink(&table("t", schema(), &[("connector", "print")]))),
         "config error: fake"
