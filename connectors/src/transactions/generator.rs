@@ -1035,6 +1035,34 @@ mod tests {
         Ok(())
     }
 
+    /// The z-score of a clean amount against the card's earlier clean
+    /// amounts (at least ten), also with cycles left out (velocity pauses).
+    #[test]
+    fn clean_z_scores_stay_below_three() -> std::result::Result<(), String> {
+        let p = Params::new(&TransactionsOptions::default())?;
+        let mut worst: f64 = 0.0;
+        for card in 0..3_000u64 {
+            let skip = card % 3; // 0: none, 1: every 7th cycle, 2: two in a row every 11
+            let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
+            for j in 0..300u64 {
+                if (skip == 1 && j % 7 == 3) || (skip == 2 && j % 11 < 2) {
+                    continue;
+                }
+                let x = p.clean_cents(card, j) as f64 / 100.0;
+                if n >= 10 {
+                    let sd = (m2 / (n - 1) as f64).sqrt();
+                    worst = worst.max((x - mean) / sd);
+                }
+                n += 1;
+                let d = x - mean;
+                mean += d / n as f64;
+                m2 += d * (x - mean);
+            }
+        }
+        assert!(worst < 3.0, "worst clean z-score {worst}");
+        Ok(())
+    }
+
     #[test]
     fn rates_and_gaps_are_validated() {
         let o = TransactionsOptions {
