@@ -73,6 +73,12 @@ impl AmountSpikeConfig {
         }
     }
 
+    /// The schema of the alerts over `input_schema` (what
+    /// [`FraudOperator::output_schema`] of the built operator returns).
+    pub fn output_schema(&self, input_schema: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.clone().build(input_schema)?.output_schema())
+    }
+
     /// Checks thresholds and builds the operator over `input_schema`.
     pub fn build(self, input_schema: &SchemaRef) -> Result<FraudOperator<AmountSpikeRule>> {
         let err = |m: &str| Err(WeirError::Plan(format!("amount_spike: {m}")));

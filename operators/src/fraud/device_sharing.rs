@@ -2,6 +2,7 @@
 //! cards within a sliding event-time window.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, TimestampMillisecondArray, UInt64Array};
@@ -67,6 +68,12 @@ impl DeviceSharingConfig {
         }
     }
 
+    /// The schema of the alerts over `input_schema` (what
+    /// [`FraudOperator::output_schema`] of the built operator returns).
+    pub fn output_schema(&self, input_schema: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.clone().build(input_schema)?.output_schema())
+    }
+
     /// Checks thresholds and builds the operator over `input_schema`.
     pub fn build(self, input_schema: &SchemaRef) -> Result<FraudOperator<DeviceSharingRule>> {
         if self.window_ms <= 0 {
@@ -92,8 +99,8 @@ pub struct DeviceSharingRule {
 /// A device's window: its rows and how many of them name each card.
 #[derive(Debug, Default)]
 pub struct DeviceSharingState {
-    rows: VecDeque<(EventTime, Box<[u8]>)>,
-    cards: HashMap<Box<[u8]>, u64>,
+    rows: VecDeque<(EventTime, Arc<[u8]>)>,
+    cards: HashMap<Arc<[u8]>, u64, BuildHasherDefault<ahash::AHasher>>,
     in_breach: bool,
 }
 
@@ -143,7 +150,11 @@ impl FraudRule for DeviceSharingRule {
                 }
             }
         }
-        let card: Box<[u8]> = card.into();
+        // One allocation per distinct card in the window: rows share it.
+        let card: Arc<[u8]> = match s.cards.get_key_value(card) {
+            Some((k, _)) => k.clone(),
+            None => card.into(),
+        };
         *s.cards.entry(card.clone()).or_insert(0) += 1;
         s.rows.push_back((t, card));
         let distinct = s.cards.len() as u64;
@@ -199,7 +210,11 @@ impl FraudRule for DeviceSharingRule {
         };
         for _ in 0..n {
             let t = input.i64()?;
-            let card: Box<[u8]> = input.bytes()?.into();
+            let bytes = input.bytes()?;
+            let card: Arc<[u8]> = match s.cards.get_key_value(bytes) {
+                Some((k, _)) => k.clone(),
+                None => bytes.into(),
+            };
             *s.cards.entry(card.clone()).or_insert(0) += 1;
             s.rows.push_back((t, card));
         }

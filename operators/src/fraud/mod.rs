@@ -357,7 +357,7 @@ struct Retained {
 
 /// A key's slot in the state table.
 struct Slot<S> {
-    key: Box<[u8]>,
+    key: Arc<[u8]>,
     state: S,
     expires: EventTime,
     /// The expiry time of this slot's entry in the expiry queue, if any.
@@ -399,7 +399,7 @@ pub struct FraudOperator<R: FraudRule> {
     slots: Vec<Option<Slot<R::State>>>,
     generations: Vec<u32>,
     free_slots: Vec<u32>,
-    index: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    index: HashMap<Arc<[u8]>, u32, ahash::RandomState>,
     /// Expiry queue: (expires, slot, generation), one live entry per slot.
     expiry: BinaryHeap<Reverse<(EventTime, u32, u32)>>,
     watermark: Option<EventTime>,
@@ -738,13 +738,14 @@ impl<R: FraudRule> FraudOperator<R> {
                         }
                     };
                     self.generations[s as usize] = self.generations[s as usize].wrapping_add(1);
+                    let shared: Arc<[u8]> = key.into();
                     self.slots[s as usize] = Some(Slot {
-                        key: key.into(),
+                        key: shared.clone(),
                         state: self.rule.new_state(),
                         expires: EventTime::MIN,
                         queued: None,
                     });
-                    self.index.insert(key.into(), s);
+                    self.index.insert(shared, s);
                     s
                 }
             };
@@ -1004,7 +1005,7 @@ impl<R: FraudRule> Operator for FraudOperator<R> {
         let mut expires = Vec::new();
         let mut writer = StateWriter::default();
         for s in self.slots.iter().flatten() {
-            keys.append_value(&s.key);
+            keys.append_value(&*s.key);
             expires.push(s.expires);
             self.rule.encode_state(&s.state, &mut writer);
             states.append_value(writer.take());
@@ -1074,7 +1075,7 @@ impl<R: FraudRule> Operator for FraudOperator<R> {
             reader.finish()?;
             let slot = self.slots.len() as u32;
             let e = expires.value(i);
-            let key: Box<[u8]> = key_col.value(i).into();
+            let key: Arc<[u8]> = key_col.value(i).into();
             self.index.insert(key.clone(), slot);
             self.slots.push(Some(Slot {
                 key,

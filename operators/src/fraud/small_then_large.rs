@@ -65,6 +65,12 @@ impl SmallThenLargeConfig {
         }
     }
 
+    /// The schema of the alerts over `input_schema` (what
+    /// [`FraudOperator::output_schema`] of the built operator returns).
+    pub fn output_schema(&self, input_schema: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.clone().build(input_schema)?.output_schema())
+    }
+
     /// Checks thresholds and builds the operator over `input_schema`.
     pub fn build(self, input_schema: &SchemaRef) -> Result<FraudOperator<SmallThenLargeRule>> {
         let err = |m: &str| Err(WeirError::Plan(format!("small_then_large: {m}")));

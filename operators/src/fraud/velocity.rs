@@ -81,6 +81,12 @@ impl VelocityConfig {
         self
     }
 
+    /// The schema of the alerts over `input_schema` (what
+    /// [`FraudOperator::output_schema`] of the built operator returns).
+    pub fn output_schema(&self, input_schema: &SchemaRef) -> Result<SchemaRef> {
+        Ok(self.clone().build(input_schema)?.output_schema())
+    }
+
     /// Checks thresholds and builds the operator over `input_schema`.
     pub fn build(self, input_schema: &SchemaRef) -> Result<FraudOperator<VelocityRule>> {
         let err = |m: &str| Err(WeirError::Plan(format!("velocity: {m}")));
@@ -367,6 +373,26 @@ mod tests {
         out.extend(rows_of(&second.take_batches()));
         assert_eq!(out, expected);
         assert_eq!(second.op.alerts_emitted(), 2);
+    }
+
+    #[test]
+    fn output_schema_is_keys_measures_times_carry() {
+        let mut c = VelocityConfig::new(vec![KEY], TS).with_amount(AMOUNT, 1.0);
+        c.carry = vec![ID];
+        let s = c.output_schema(&tx_schema()).expect("schema");
+        let names: Vec<String> = s.fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(
+            names,
+            [
+                "k",
+                "tx_count",
+                "total_amount",
+                "window_first_time",
+                "event_time",
+                "alert_time",
+                "id"
+            ]
+        );
     }
 
     #[test]
