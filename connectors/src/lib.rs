@@ -10,6 +10,7 @@
 //! | `'connector'` | source | sink | module |
 //! |---|---|---|---|
 //! | `nexmark` | yes | – | [`nexmark`] |
+//! | `transactions` | yes | – | [`transactions`] |
 //! | `filesystem` | JSON lines, CSV, Parquet | JSON lines, CSV, Parquet | [`filesystem`] |
 //! | `kafka` | JSON, CSV, raw; per-partition splits, metadata columns | JSON, CSV, raw; idempotent producer | [`kafka`] |
 //! | `kinesis` | JSON, CSV, raw; shards in lineage order | JSON, CSV, raw (PutRecords) | [`kinesis`] |
@@ -39,11 +40,14 @@ pub mod kinesis;
 pub mod nexmark;
 pub mod options;
 pub mod print;
+pub mod transactions;
 
 pub use filesystem::{FilesystemConnector, FilesystemOptions};
 pub use kinesis::KinesisConnector;
 
 pub use nexmark::{generate_batches, NexmarkConnector, NexmarkOptions, NexmarkTable};
+
+pub use transactions::{FraudKind, TransactionsConnector, TransactionsOptions};
 
 /// What the planner knows about a `CREATE TABLE` when asking for a connector.
 #[derive(Debug, Clone)]
@@ -167,11 +171,13 @@ impl ConnectorRegistry {
         Self::default()
     }
 
-    /// A registry with Weir's built-in connectors: `nexmark`, `filesystem`,
-    /// `kafka`, `kinesis`, `print` and `blackhole`.
+    /// A registry with Weir's built-in connectors: `nexmark`,
+    /// `transactions`, `filesystem`, `kafka`, `kinesis`, `print` and
+    /// `blackhole`.
     pub fn with_defaults() -> Self {
         let mut r = Self::new();
         r.register(Arc::new(nexmark::NexmarkConnector));
+        r.register(Arc::new(transactions::TransactionsConnector));
         r.register(Arc::new(filesystem::FilesystemConnector));
         r.register(Arc::new(kafka::KafkaConnector));
         r.register(Arc::new(kinesis::KinesisConnector));

@@ -160,6 +160,31 @@ impl<'a> ConnectorOptions<'a> {
         }
     }
 
+    /// A duration in milliseconds (see [`parse_duration_ms`]).
+    pub fn duration_ms(&self, key: &str) -> Result<Option<u64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => parse_duration_ms(v).map(Some).ok_or_else(|| {
+                self.invalid(
+                    key,
+                    v,
+                    "a duration: milliseconds, or a whole number with a unit (ms, s, min, h)",
+                )
+            }),
+        }
+    }
+
+    /// A fraction between 0 and 1 (inclusive).
+    pub fn fraction(&self, key: &str) -> Result<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(f) if (0.0..=1.0).contains(&f) => Ok(Some(f)),
+                _ => Err(self.invalid(key, v, "a number between 0 and 1")),
+            },
+        }
+    }
+
     /// One of `choices` (compared ignoring case); returns the matching choice.
     pub fn choice(&self, key: &str, choices: &[&'static str]) -> Result<Option<&'static str>> {
         match self.get(key) {
@@ -178,6 +203,24 @@ impl<'a> ConnectorOptions<'a> {
             }
         }
     }
+}
+
+/// Parses a duration: a whole number with an optional unit (`ms`, `s`,
+/// `min`, `h`; long forms and plurals too), milliseconds without one, e.g.
+/// `250`, `250 ms`, `5s`, `2 min`.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "second" | "seconds" => 1_000,
+        "min" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// The known key closest to `key` by edit distance, when close enough to be
@@ -249,6 +292,22 @@ mod tests {
         assert!(o.positive("z").is_err());
         assert_eq!(o.choice("c", &["sine", "square"])?, Some("sine"));
         assert_eq!(o.parse::<u64>("missing", "x")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn durations_and_fractions() -> Result<()> {
+        assert_eq!(parse_duration_ms("250"), Some(250));
+        assert_eq!(parse_duration_ms(" 5s "), Some(5_000));
+        assert_eq!(parse_duration_ms("2 min"), Some(120_000));
+        assert_eq!(parse_duration_ms("1 hour"), Some(3_600_000));
+        assert_eq!(parse_duration_ms("1.5 s"), None);
+        assert_eq!(parse_duration_ms("5 days"), None);
+        let m = map(&[("d", "3 s"), ("f", "0.25"), ("g", "1.5")]);
+        let o = ConnectorOptions::from_map("t", &m, "c", &["d", "f", "g"], &[])?;
+        assert_eq!(o.duration_ms("d")?, Some(3_000));
+        assert_eq!(o.fraction("f")?, Some(0.25));
+        assert!(o.fraction("g").is_err());
         Ok(())
     }
 

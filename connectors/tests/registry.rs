@@ -32,16 +32,17 @@ fn registry_names_and_lookup_errors() {
             "kafka",
             "kinesis",
             "nexmark",
-            "print"
+            "print",
+            "transactions"
         ]
     );
     assert_eq!(
         err_text(registry.source(&table("t", schema(), &[("connector", "kafak")]))),
-        "config error: table t: unknown connector 'kafak' (did you mean 'kafka'? known: blackhole, filesystem, kafka, kinesis, nexmark, print)"
+        "config error: table t: unknown connector 'kafak' (did you mean 'kafka'? known: blackhole, filesystem, kafka, kinesis, nexmark, print, transactions)"
     );
     assert_eq!(
         err_text(registry.sink(&table("t", schema(), &[("connector", "prnt")]))),
-        "config error: table t: unknown connector 'prnt' (did you mean 'print'? known: blackhole, filesystem, kafka, kinesis, nexmark, print)"
+        "config error: table t: unknown connector 'prnt' (did you mean 'print'? known: blackhole, filesystem, kafka, kinesis, nexmark, print, transactions)"
     );
     assert_eq!(
         err_text(registry.source(&table("t", schema(), &[("path", "x")]))),
@@ -94,7 +95,7 @@ fn registered_connectors_replace_by_name() -> Result<()> {
     }
     let mut registry = ConnectorRegistry::with_defaults();
     registry.register(Arc::new(Fake));
-    assert_eq!(registry.names().len(), 6);
+    assert_eq!(registry.names().len(), 7);
     assert_eq!(
         err_text(registry.sink(&table("t", schema(), &[("connector", "print")]))),
         "config error: fake"

@@ -34,6 +34,9 @@ pub struct OperatorMetrics {
     /// A condition worth showing in the progress line (e.g. "broker
     /// unreachable, retry 3 in 800ms"); `None` when all is well.
     status: Mutex<Option<String>>,
+    /// Operator-specific counters by name (e.g. `alerts`), see
+    /// [`OperatorMetrics::add_count`].
+    counts: Mutex<Vec<(&'static str, u64)>>,
 }
 
 impl OperatorMetrics {
@@ -51,6 +54,7 @@ impl OperatorMetrics {
             watermark: AtomicI64::new(i64::MIN),
             latency_ns: Mutex::new(new_histogram()),
             status: Mutex::new(None),
+            counts: Mutex::new(Vec::new()),
         }
     }
 
@@ -64,6 +68,31 @@ impl OperatorMetrics {
     /// The current condition, if any.
     pub fn status(&self) -> Option<String> {
         self.status.lock().clone()
+    }
+
+    /// Adds `n` to the operator-specific counter `name` (created at 0).
+    /// For what the standard counters do not cover, e.g. the `alerts` of a
+    /// fraud rule; call it once per batch or watermark, not per row.
+    pub fn add_count(&self, name: &'static str, n: u64) {
+        let mut counts = self.counts.lock();
+        match counts.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, v)) => *v += n,
+            None => counts.push((name, n)),
+        }
+    }
+
+    /// The operator-specific counter `name` (0 if never added to).
+    pub fn count(&self, name: &str) -> u64 {
+        self.counts
+            .lock()
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// All operator-specific counters, in order of creation.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        self.counts.lock().clone()
     }
 
     /// Counts an incoming batch.
@@ -261,4 +290,20 @@ pub struct NodeSummary {
     pub malformed_records: u64,
     /// Processing time per batch (ns), merged over subtasks.
     pub latency_ns: Histogram<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_counts_start_at_zero_and_add_up() {
+        let m = OperatorMetrics::new("rule", 0);
+        assert_eq!(m.count("alerts"), 0);
+        m.add_count("alerts", 2);
+        m.add_count("late", 1);
+        m.add_count("alerts", 3);
+        assert_eq!(m.count("alerts"), 5);
+        assert_eq!(m.counts(), vec![("alerts", 5), ("late", 1)]);
+    }
 }

@@ -13,7 +13,10 @@
 //!   [`session_window_aggregate::SessionWindowAggregate`], window TVF
 //!   aggregation with DataFusion accumulators, final results only;
 //! - [`match_recognize::MatchRecognize`], Flink's `MATCH_RECOGNIZE`, on the
-//!   NFA of [`cep`] (also usable on its own: [`cep::Matcher`]).
+//!   NFA of [`cep`] (also usable on its own: [`cep::Matcher`]);
+//! - [`fraud`]: fraud-detection rules (velocity, amount spike, impossible
+//!   travel, small-then-large, device sharing), keyed and in event time,
+//!   and the `haversine_km` kernel.
 //!
 //! [`window`] holds the window definitions shared by them.
 //!
@@ -21,6 +24,7 @@
 
 pub mod cep;
 pub mod filter;
+pub mod fraud;
 pub mod match_recognize;
 pub mod project;
 pub mod session_window_aggregate;

@@ -188,8 +188,9 @@ impl NexmarkOptions {
     }
 }
 
-/// Parses `'events.base-time'`: epoch millis, a UTC date-time, or `now`.
-fn parse_base_time(raw: &str) -> Option<u64> {
+/// Parses a base time: epoch millis, a UTC date-time, or `now` (also
+/// used by the `transactions` connector).
+pub(crate) fn parse_base_time(raw: &str) -> Option<u64> {
     let t = raw.trim();
     if t.eq_ignore_ascii_case("now") {
         let ms = SystemTime::now()
