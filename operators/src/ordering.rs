@@ -43,6 +43,11 @@ impl<P: Ord + Copy> TimerQueue<P> {
         }
     }
 
+    /// The entries, in no particular order (including stale ones).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (i64, u64, P)> + '_ {
+        self.heap.iter().map(|Reverse(e)| *e)
+    }
+
     /// Number of entries (including stale ones).
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
