@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, RecordBatch, UInt64Array};
+use arrow::array::{Int64Array, RecordBatch, UInt64Array};
 use arrow::datatypes::SchemaRef;
 use weir_engine::message::EventTime;
 use weir_engine::operator::{Collector, Operator, OperatorContext};
@@ -153,7 +153,11 @@ impl Deduplicate {
         config.validate()?;
         Ok(Self {
             ttl: config.ttl(),
-            keys: KeyMap::try_new(&config.input_schema, config.key_columns.clone(), "deduplication")?,
+            keys: KeyMap::try_new(
+                &config.input_schema,
+                config.key_columns.clone(),
+                "deduplication",
+            )?,
             store: RowStore::new(config.input_schema.clone()),
             timers: TimerQueue::new(),
             expiry: TimerQueue::new(),
@@ -195,7 +199,11 @@ impl Deduplicate {
         let state = self.keys.value_mut(id)?;
         if !inserted {
             match *state {
-                DedupKey::Waiting { ts: old_ts, loc: old, .. } if ts < old_ts => {
+                DedupKey::Waiting {
+                    ts: old_ts,
+                    loc: old,
+                    ..
+                } if ts < old_ts => {
                     *state = DedupKey::Waiting { ts, seq, loc };
                     self.stats.duplicate_rows += 1;
                     if let Loc::Stored(r) = old {
@@ -221,7 +229,11 @@ impl Deduplicate {
         let mut rows = Vec::new();
         let mut ids = Vec::new();
         for &id in &self.current {
-            if let Some(DedupKey::Waiting { loc: Loc::Current(row), .. }) = self.keys.get(id) {
+            if let Some(DedupKey::Waiting {
+                loc: Loc::Current(row),
+                ..
+            }) = self.keys.get(id)
+            {
                 rows.push(*row);
                 ids.push(id);
             }
@@ -274,7 +286,10 @@ impl Deduplicate {
             return;
         };
         while let Some((at, _, id)) = self.expiry.pop_until(limit) {
-            if let Some(DedupKey::Emitted { expires_at: Some(e) }) = self.keys.get(id) {
+            if let Some(DedupKey::Emitted {
+                expires_at: Some(e),
+            }) = self.keys.get(id)
+            {
                 if *e == at {
                     self.keys.remove(id);
                     self.stats.expired_keys += 1;
@@ -342,7 +357,10 @@ impl Operator for Deduplicate {
         let mut state = OperatorState::empty();
         state.put(
             "meta",
-            state_batch(vec![("watermark", Arc::new(Int64Array::from(vec![self.watermark])))])?,
+            state_batch(vec![(
+                "watermark",
+                Arc::new(Int64Array::from(vec![self.watermark])),
+            )])?,
         )?;
         let s = self.stats;
         state.put(
@@ -397,7 +415,9 @@ impl Operator for Deduplicate {
         }
         let meta = state.require("meta")?;
         if meta.num_rows() != 1 {
-            return Err(WeirError::State("state table 'meta' must have one row".into()));
+            return Err(WeirError::State(
+                "state table 'meta' must have one row".into(),
+            ));
         }
         self.watermark = opt_i64(int64_column(meta, "watermark")?, 0);
         let c = uint64_column(state.require("counters")?, "value")?;
@@ -462,16 +482,29 @@ mod tests {
     #[test]
     fn keeps_the_earliest_row_per_key_and_emits_it_when_the_watermark_passes() {
         let mut h = op(None);
-        h.batch(input(&[(20, "a", 1), (10, "b", 2), (15, "a", 3), (15, "a", 4)]))
-            .expect("batch");
+        h.batch(input(&[
+            (20, "a", 1),
+            (10, "b", 2),
+            (15, "a", 3),
+            (15, "a", 4),
+        ]))
+        .expect("batch");
         assert!(h.take_events().is_empty());
         h.watermark(12).expect("wm");
-        assert_eq!(h.take_events(), vec![rows(&["10,b,2"]), Event::Watermark(12)]);
+        assert_eq!(
+            h.take_events(),
+            vec![rows(&["10,b,2"]), Event::Watermark(12)]
+        );
         // A row earlier than the candidate (and not late) replaces it.
-        h.batch(input(&[(13, "a", 5), (30, "b", 6)])).expect("batch");
+        h.batch(input(&[(13, "a", 5), (30, "b", 6)]))
+            .expect("batch");
         h.watermark(14).expect("wm");
-        assert_eq!(h.take_events(), vec![rows(&["13,a,5"]), Event::Watermark(14)]);
-        h.batch(input(&[(14, "a", 7), (40, "c", 8)])).expect("batch");
+        assert_eq!(
+            h.take_events(),
+            vec![rows(&["13,a,5"]), Event::Watermark(14)]
+        );
+        h.batch(input(&[(14, "a", 7), (40, "c", 8)]))
+            .expect("batch");
         h.end().expect("end");
         assert_eq!(rows_of(&h.take_batches()), vec!["40,c,8"]);
         let s = h.op.stats();
@@ -557,7 +590,11 @@ mod tests {
         let mut events = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             if Some(i) == cut {
-                let bytes = h.op.snapshot().expect("snapshot").to_bytes().expect("bytes");
+                let bytes =
+                    h.op.snapshot()
+                        .expect("snapshot")
+                        .to_bytes()
+                        .expect("bytes");
                 let mut fresh = make();
                 fresh
                     .restore(OperatorState::from_bytes(&bytes).expect("decode"))
@@ -581,10 +618,20 @@ mod tests {
     #[test]
     fn snapshot_round_trip_gives_identical_output() {
         let steps = vec![
-            Ok(input(&[(10, "a", 1), (12, "b", 2), (9, "a", 3), (30, "c", 4)])),
+            Ok(input(&[
+                (10, "a", 1),
+                (12, "b", 2),
+                (9, "a", 3),
+                (30, "c", 4),
+            ])),
             Ok(input(&[(11, "b", 5), (25, "d", 6), (9, "a", 7)])),
             Err(11),
-            Ok(input(&[(10, "e", 8), (20, "c", 9), (15, "d", 10), (40, "a", 11)])),
+            Ok(input(&[
+                (10, "e", 8),
+                (20, "c", 9),
+                (15, "d", 10),
+                (40, "a", 11),
+            ])),
             Err(26),
             Ok(input(&[(60, "b", 12), (27, "c", 13), (90, "f", 14)])),
             Err(80),
@@ -592,7 +639,10 @@ mod tests {
         ];
         for ttl in [None, Some(30)] {
             let (expected, stats) = replay(ttl, &steps, None);
-            assert!(stats.emitted_rows > 4 && stats.duplicate_rows > 2, "{stats:?}");
+            assert!(
+                stats.emitted_rows > 4 && stats.duplicate_rows > 2,
+                "{stats:?}"
+            );
             for cut in 1..steps.len() {
                 let (got, got_stats) = replay(ttl, &steps, Some(cut));
                 assert_eq!(got, expected, "ttl {ttl:?} cut at {cut}");

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::datatypes::{Field, SchemaRef};
 use weir_engine::{Result, WeirError};
 
 use crate::groups::{BatchKeys, KeyCodec};
@@ -45,11 +45,6 @@ impl<V> KeyMap<V> {
             entries: Vec::new(),
             free: Vec::new(),
         })
-    }
-
-    /// The key column indices.
-    pub(crate) fn columns(&self) -> &[usize] {
-        &self.columns
     }
 
     /// Number of keys present.
@@ -166,11 +161,6 @@ impl<V> KeyMap<V> {
             .enumerate()
             .map(|(i, t)| Field::new(format!("key{i}"), t.clone(), true))
             .collect()
-    }
-
-    /// The key types.
-    pub(crate) fn types(&self) -> &[DataType] {
-        self.codec.types()
     }
 
     /// Encodes the key columns `key0..` of a state table.

@@ -5,9 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt64Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use weir_engine::operator::OperatorContext;
@@ -46,11 +44,6 @@ impl<P: Ord + Copy> TimerQueue<P> {
     /// The entries, in no particular order (including stale ones).
     pub(crate) fn entries(&self) -> impl Iterator<Item = (i64, u64, P)> + '_ {
         self.heap.iter().map(|Reverse(e)| *e)
-    }
-
-    /// Number of entries (including stale ones).
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
     }
 
     /// Removes every entry.
@@ -113,13 +106,22 @@ pub(crate) fn check_time_column(schema: &Schema, column: usize, what: &str) -> R
 }
 
 /// The field `column` of `schema`, or a plan error naming `role`.
-pub(crate) fn field<'a>(schema: &'a Schema, column: usize, what: &str, role: &str) -> Result<&'a Field> {
-    schema.fields().get(column).map(|f| f.as_ref()).ok_or_else(|| {
-        WeirError::Plan(format!(
-            "{what}: {role} {column} is out of range: the input has {} columns",
-            schema.fields().len()
-        ))
-    })
+pub(crate) fn field<'a>(
+    schema: &'a Schema,
+    column: usize,
+    what: &str,
+    role: &str,
+) -> Result<&'a Field> {
+    schema
+        .fields()
+        .get(column)
+        .map(|f| f.as_ref())
+        .ok_or_else(|| {
+            WeirError::Plan(format!(
+                "{what}: {role} {column} is out of range: the input has {} columns",
+                schema.fields().len()
+            ))
+        })
 }
 
 /// True for the integer types a sequence column may have.
@@ -163,14 +165,6 @@ pub(crate) fn int64_values(batch: &RecordBatch, column: usize, what: &str) -> Re
         .ok_or_else(|| WeirError::Internal(format!("{what}: cast to Int64 failed")))
 }
 
-/// Reads a numeric column as Float64 (nulls kept).
-pub(crate) fn float64_values(array: &ArrayRef) -> Result<Float64Array> {
-    let cast = cast(array, &DataType::Float64)?;
-    cast.as_primitive_opt::<Float64Type>()
-        .cloned()
-        .ok_or_else(|| WeirError::Internal("cast to Float64 failed".into()))
-}
-
 /// The `TIMESTAMP(3)` type of times the operators produce.
 pub(crate) fn timestamp_ms() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
@@ -203,14 +197,6 @@ pub(crate) fn with_keys(
         return Ok(RecordBatch::new_empty(schema));
     }
     Ok(RecordBatch::try_new(schema, arrays)?)
-}
-
-/// A named Boolean column of a state table.
-pub(crate) fn bool_column<'a>(table: &'a RecordBatch, name: &str) -> Result<&'a BooleanArray> {
-    table
-        .column_by_name(name)
-        .and_then(|c| c.as_boolean_opt())
-        .ok_or_else(|| WeirError::State(format!("state column '{name}' is missing or not Boolean")))
 }
 
 /// A named Float64 column of a state table.

@@ -58,11 +58,6 @@ impl RowStore {
         }
     }
 
-    /// The schema of the stored rows.
-    pub(crate) fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     /// Number of rows held.
     pub(crate) fn len(&self) -> usize {
         self.live_rows
@@ -130,7 +125,11 @@ impl RowStore {
 
     /// Gathers rows into one batch, in the order of `locs`. `current` is the
     /// batch being processed (needed when a loc is [`Loc::Current`]).
-    pub(crate) fn gather(&self, current: Option<&RecordBatch>, locs: &[Loc]) -> Result<RecordBatch> {
+    pub(crate) fn gather(
+        &self,
+        current: Option<&RecordBatch>,
+        locs: &[Loc],
+    ) -> Result<RecordBatch> {
         if locs.is_empty() {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
         }
@@ -160,7 +159,9 @@ impl RowStore {
                     let src = match slot_source.get(s).copied() {
                         Some(u32::MAX) => {
                             let stored = self.slots[s].as_ref().ok_or_else(|| {
-                                WeirError::Internal(format!("row store: gather from empty slot {s}"))
+                                WeirError::Internal(format!(
+                                    "row store: gather from empty slot {s}"
+                                ))
                             })?;
                             sources.push(&stored.batch);
                             slot_source[s] = (sources.len() - 1) as u32;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray, UInt64Array};
+use arrow::array::{Array, Int64Array, RecordBatch, TimestampMillisecondArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_engine::message::EventTime;
 use weir_engine::operator::{Collector, Operator, OperatorContext};
@@ -112,7 +112,12 @@ impl SequenceOrderConfig {
     /// Checks column indices and types and the bounds.
     pub fn validate(&self) -> Result<()> {
         const WHAT: &str = "SEQUENCE_ORDER";
-        let seq = field(&self.input_schema, self.sequence_column, WHAT, "sequence column")?;
+        let seq = field(
+            &self.input_schema,
+            self.sequence_column,
+            WHAT,
+            "sequence column",
+        )?;
         if !is_sequence_type(seq.data_type()) {
             return Err(WeirError::Plan(format!(
                 "{WHAT}: sequence column '{}' must be an integer, not {}",
@@ -331,7 +336,11 @@ impl SequenceOrder {
     /// A sequence-ordering operator; fails for invalid columns or bounds.
     pub fn try_new(config: SequenceOrderConfig) -> Result<Self> {
         config.validate()?;
-        let keys = KeyMap::try_new(&config.input_schema, config.key_columns.clone(), "SEQUENCE_ORDER")?;
+        let keys = KeyMap::try_new(
+            &config.input_schema,
+            config.key_columns.clone(),
+            "SEQUENCE_ORDER",
+        )?;
         Ok(Self {
             output_schema: config.output_schema(),
             store: RowStore::new(config.input_schema.clone()),
@@ -431,8 +440,12 @@ impl SequenceOrder {
         let gaps = &self.releases.gaps;
         let ids: Vec<u32> = gaps.iter().map(|g| g.key).collect();
         let mut columns = self.keys.decode(&ids)?;
-        columns.push(Arc::new(Int64Array::from_iter_values(gaps.iter().map(|g| g.first))));
-        columns.push(Arc::new(Int64Array::from_iter_values(gaps.iter().map(|g| g.last))));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            gaps.iter().map(|g| g.first),
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            gaps.iter().map(|g| g.last),
+        )));
         columns.push(Arc::new(TimestampMillisecondArray::from_iter(
             gaps.iter().map(|g| g.detected_at),
         )));
@@ -506,7 +519,10 @@ impl SequenceOrder {
     /// The watermark to forward: the input watermark, held back below the
     /// earliest held row in [`SequenceOutput::Rows`] mode.
     fn output_watermark(&self, w: EventTime) -> EventTime {
-        match (self.config.output, self.releases.held_times.first_key_value()) {
+        match (
+            self.config.output,
+            self.releases.held_times.first_key_value(),
+        ) {
             (SequenceOutput::Rows, Some((&ts, _))) => w.min(ts.saturating_sub(1)),
             _ => w,
         }
@@ -591,7 +607,10 @@ impl Operator for SequenceOrder {
         state.put(
             "meta",
             state_batch(vec![
-                ("watermark", Arc::new(Int64Array::from(vec![self.watermark]))),
+                (
+                    "watermark",
+                    Arc::new(Int64Array::from(vec![self.watermark])),
+                ),
                 (
                     "emitted_watermark",
                     Arc::new(Int64Array::from(vec![self.emitted_watermark])),
@@ -600,7 +619,10 @@ impl Operator for SequenceOrder {
         )?;
         state.put(
             "counters",
-            state_batch(vec![("value", Arc::new(UInt64Array::from(counters.to_vec())))])?,
+            state_batch(vec![(
+                "value",
+                Arc::new(UInt64Array::from(counters.to_vec())),
+            )])?,
         )?;
         let ids: Vec<u32> = self.keys.iter().map(|(id, _)| id).collect();
         let nexts: Vec<i64> = ids
@@ -647,7 +669,10 @@ impl Operator for SequenceOrder {
                     "sequence order: a held row is not stored".into(),
                 ));
             }
-            state.put("held_rows", self.store.gather_stored(held_refs.into_iter())?)?;
+            state.put(
+                "held_rows",
+                self.store.gather_stored(held_refs.into_iter())?,
+            )?;
         }
         Ok(state)
     }
@@ -660,7 +685,9 @@ impl Operator for SequenceOrder {
         let wm = int64_column(meta, "watermark")?;
         let ewm = int64_column(meta, "emitted_watermark")?;
         if meta.num_rows() != 1 {
-            return Err(WeirError::State("state table 'meta' must have one row".into()));
+            return Err(WeirError::State(
+                "state table 'meta' must have one row".into(),
+            ));
         }
         self.watermark = opt_i64(wm, 0);
         self.emitted_watermark = opt_i64(ewm, 0);
@@ -706,7 +733,11 @@ impl Operator for SequenceOrder {
                     )));
                 }
                 let all: Vec<u32> = (0..rows.num_rows() as u32).collect();
-                self.store.insert(rows, &all)?.into_iter().map(Some).collect()
+                self.store
+                    .insert(rows, &all)?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
             }
             SequenceOutput::Gaps => vec![None; held.num_rows()],
         };
@@ -738,7 +769,7 @@ impl Operator for SequenceOrder {
 mod tests {
     use super::*;
     use crate::test_util::{rows_of, Event, Harness};
-    use arrow::array::{StringArray, UInt64Array};
+    use arrow::array::{ArrayRef, StringArray, UInt64Array};
     use arrow::datatypes::TimeUnit;
 
     fn schema() -> SchemaRef {
@@ -756,8 +787,12 @@ mod tests {
                 Arc::new(TimestampMillisecondArray::from(
                     rows.iter().map(|r| r.0).collect::<Vec<_>>(),
                 )),
-                Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-                Arc::new(Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
             ],
         )
         .expect("batch")
@@ -850,7 +885,8 @@ mod tests {
             vec![rows(&["1000,a,3", "800,a,4"]), Event::Watermark(1_500)]
         );
         // The missing row arrives after the gap was given up: a duplicate.
-        h.batch(input(&[(950, "a", 2), (1_600, "a", 5)])).expect("batch");
+        h.batch(input(&[(950, "a", 2), (1_600, "a", 5)]))
+            .expect("batch");
         assert_eq!(h.take_events(), vec![rows(&["1600,a,5"])]);
         let s = h.op.stats();
         assert_eq!((s.gaps, s.missing_sequences, s.duplicate_rows), (1, 1, 1));
@@ -860,7 +896,11 @@ mod tests {
     fn gaps_output_reports_key_range_and_detection_watermark() {
         let mut h = op(config(100, SequenceOutput::Gaps));
         assert_eq!(
-            h.op.output_schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+            h.op.output_schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>(),
             vec!["k", "first_missing", "last_missing", "detected_at"]
         );
         h.batch(input(&[
@@ -871,7 +911,10 @@ mod tests {
             (50, "a", 9),
         ]))
         .expect("batch");
-        assert!(h.take_events().is_empty(), "rows are not emitted in gap mode");
+        assert!(
+            h.take_events().is_empty(),
+            "rows are not emitted in gap mode"
+        );
         // The first held row after a's gap is seq 5 at 20: deadline 120.
         h.watermark(119).expect("wm");
         assert_eq!(h.take_events(), vec![Event::Watermark(119)]);
@@ -955,7 +998,8 @@ mod tests {
         let mut c = config(100, SequenceOutput::Rows);
         c.start = SequenceStart::Fixed(1);
         let mut h = op(c);
-        h.batch(input(&[(10, "a", 2), (11, "a", 0)])).expect("batch");
+        h.batch(input(&[(10, "a", 2), (11, "a", 0)]))
+            .expect("batch");
         assert!(h.take_batches().is_empty());
         h.watermark(110).expect("wm");
         assert_eq!(rows_of(&h.take_batches()), vec!["10,a,2"]);
@@ -998,7 +1042,11 @@ mod tests {
     fn null_sequence_and_null_time_rows_are_dropped_and_counted() {
         let mut h = op(config(100, SequenceOutput::Rows));
         let b = input(&[(1, "a", 1), (2, "a", 2), (3, "a", 3)]);
-        let ts: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![Some(1), None, Some(3)]));
+        let ts: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![
+            Some(1),
+            None,
+            Some(3),
+        ]));
         let seq: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), Some(2), None]));
         let b = RecordBatch::try_new(schema(), vec![ts, b.column(1).clone(), seq]).expect("batch");
         h.batch(b).expect("batch");
@@ -1016,7 +1064,9 @@ mod tests {
         ]));
         assert!(SequenceOrder::try_new(SequenceOrderConfig::new(s.clone(), vec![], 1, 0)).is_err());
         assert!(SequenceOrder::try_new(SequenceOrderConfig::new(s.clone(), vec![], 2, 1)).is_err());
-        assert!(SequenceOrder::try_new(SequenceOrderConfig::new(s.clone(), vec![7], 2, 0)).is_err());
+        assert!(
+            SequenceOrder::try_new(SequenceOrderConfig::new(s.clone(), vec![7], 2, 0)).is_err()
+        );
         let mut neg = SequenceOrderConfig::new(s.clone(), vec![], 2, 0);
         neg.max_delay_ms = -1;
         assert!(SequenceOrder::try_new(neg).is_err());
@@ -1045,7 +1095,11 @@ mod tests {
         let mut events = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             if Some(i) == cut {
-                let bytes = h.op.snapshot().expect("snapshot").to_bytes().expect("bytes");
+                let bytes =
+                    h.op.snapshot()
+                        .expect("snapshot")
+                        .to_bytes()
+                        .expect("bytes");
                 let mut fresh = SequenceOrder::try_new(c.clone()).expect("operator");
                 fresh
                     .restore(OperatorState::from_bytes(&bytes).expect("decode"))
@@ -1068,12 +1122,32 @@ mod tests {
     #[test]
     fn snapshot_round_trip_gives_identical_output() {
         let steps = vec![
-            Ok(input(&[(100, "a", 1), (110, "a", 3), (120, "b", 5), (130, "a", 5)])),
-            Ok(input(&[(140, "b", 7), (150, "a", 3), (160, "c", 2), (170, "b", 6)])),
+            Ok(input(&[
+                (100, "a", 1),
+                (110, "a", 3),
+                (120, "b", 5),
+                (130, "a", 5),
+            ])),
+            Ok(input(&[
+                (140, "b", 7),
+                (150, "a", 3),
+                (160, "c", 2),
+                (170, "b", 6),
+            ])),
             Err(300),
-            Ok(input(&[(200, "a", 2), (210, "a", 9), (220, "b", 9), (230, "c", 4)])),
+            Ok(input(&[
+                (200, "a", 2),
+                (210, "a", 9),
+                (220, "b", 9),
+                (230, "c", 4),
+            ])),
             Err(640),
-            Ok(input(&[(500, "a", 4), (510, "c", 3), (520, "b", 12), (530, "a", 6)])),
+            Ok(input(&[
+                (500, "a", 4),
+                (510, "c", 3),
+                (520, "b", 12),
+                (530, "a", 6),
+            ])),
             Err(700),
             Ok(input(&[(600, "b", 10), (610, "a", 10), (620, "c", 9)])),
             Err(2_000),

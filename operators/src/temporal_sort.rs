@@ -12,7 +12,9 @@ use weir_engine::operator::{Collector, Operator, OperatorContext};
 use weir_engine::state::OperatorState;
 use weir_engine::{Result, WeirError};
 
-use crate::ordering::{check_time_column, count_null_times, field, opt_i64, state_batch, TimerQueue, Times};
+use crate::ordering::{
+    check_time_column, count_null_times, field, opt_i64, state_batch, TimerQueue, Times,
+};
 use crate::row_store::{RowRef, RowStore};
 use crate::window::int64_column;
 
@@ -250,7 +252,10 @@ impl Operator for TemporalSort {
         )?;
         let mut held: Vec<(i64, u64, RowRef)> = self.queue.entries().collect();
         held.sort_by_key(|e| (e.0, e.1));
-        state.put("held", self.store.gather_stored(held.into_iter().map(|e| e.2))?)?;
+        state.put(
+            "held",
+            self.store.gather_stored(held.into_iter().map(|e| e.2))?,
+        )?;
         Ok(state)
     }
 
@@ -260,7 +265,9 @@ impl Operator for TemporalSort {
         }
         let meta = state.require("meta")?;
         if meta.num_rows() != 1 {
-            return Err(WeirError::State("state table 'meta' must have one row".into()));
+            return Err(WeirError::State(
+                "state table 'meta' must have one row".into(),
+            ));
         }
         let held = state.require("held")?.clone();
         let held = held
@@ -297,9 +304,15 @@ mod tests {
     #[test]
     fn emits_rows_up_to_the_watermark_in_time_order() {
         let mut h = op(vec![]);
-        h.batch(input(&[(30, "a", 1), (10, "b", 2), (20, "c", 3), (10, "d", 4)]))
+        h.batch(input(&[
+            (30, "a", 1),
+            (10, "b", 2),
+            (20, "c", 3),
+            (10, "d", 4),
+        ]))
+        .expect("batch");
+        h.batch(input(&[(15, "e", 5), (40, "f", 6)]))
             .expect("batch");
-        h.batch(input(&[(15, "e", 5), (40, "f", 6)])).expect("batch");
         assert!(h.take_events().is_empty());
         h.watermark(20).expect("wm");
         assert_eq!(
@@ -340,7 +353,8 @@ mod tests {
     #[test]
     fn late_means_at_or_before_the_last_emitted_time() {
         let mut h = op(vec![]);
-        h.batch(input(&[(10, "a", 1), (20, "b", 2)])).expect("batch");
+        h.batch(input(&[(10, "a", 1), (20, "b", 2)]))
+            .expect("batch");
         h.watermark(15).expect("wm");
         assert_eq!(rows_of(&h.take_batches()), vec!["10,a,1"]);
         // 10 is at the last emitted time: late. 12 is behind the watermark
@@ -363,9 +377,15 @@ mod tests {
     fn null_times_are_dropped_and_counted() {
         let mut h = op(vec![]);
         let b = input(&[(1, "a", 1), (2, "b", 2)]);
-        let ts: ArrayRef = Arc::new(arrow::array::TimestampMillisecondArray::from(vec![None, Some(2)]));
-        let b = RecordBatch::try_new(b.schema(), vec![ts, b.column(1).clone(), b.column(2).clone()])
-            .expect("batch");
+        let ts: ArrayRef = Arc::new(arrow::array::TimestampMillisecondArray::from(vec![
+            None,
+            Some(2),
+        ]));
+        let b = RecordBatch::try_new(
+            b.schema(),
+            vec![ts, b.column(1).clone(), b.column(2).clone()],
+        )
+        .expect("batch");
         h.batch(b).expect("batch");
         h.end().expect("end");
         assert_eq!(rows_of(&h.take_batches()), vec!["2,b,2"]);
@@ -390,10 +410,20 @@ mod tests {
 
     #[test]
     fn snapshot_round_trip_gives_identical_output() {
-        let steps = vec![
-            Ok(input(&[(30, "a", 1), (10, "b", 2), (20, "c", 3), (10, "d", 4)])),
+        let steps: Vec<Result<RecordBatch, i64>> = vec![
+            Ok(input(&[
+                (30, "a", 1),
+                (10, "b", 2),
+                (20, "c", 3),
+                (10, "d", 4),
+            ])),
             Err(12),
-            Ok(input(&[(11, "e", 5), (10, "f", 6), (25, "g", 7), (13, "h", 8)])),
+            Ok(input(&[
+                (11, "e", 5),
+                (10, "f", 6),
+                (25, "g", 7),
+                (13, "h", 8),
+            ])),
             Ok(input(&[(25, "i", 1), (40, "j", 2), (12, "k", 3)])),
             Err(25),
             Ok(input(&[(26, "l", 4), (24, "m", 5), (50, "n", 6)])),
@@ -412,7 +442,11 @@ mod tests {
             let mut events = Vec::new();
             for (i, step) in steps.iter().enumerate() {
                 if Some(i) == cut {
-                    let bytes = h.op.snapshot().expect("snapshot").to_bytes().expect("bytes");
+                    let bytes =
+                        h.op.snapshot()
+                            .expect("snapshot")
+                            .to_bytes()
+                            .expect("bytes");
                     let mut fresh = make();
                     fresh
                         .restore(OperatorState::from_bytes(&bytes).expect("decode"))
