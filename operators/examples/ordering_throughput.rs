@@ -98,6 +98,19 @@ fn generate() -> Vec<RecordBatch> {
         .collect()
 }
 
+/// CPU time of this thread in seconds (Linux; 0 elsewhere). The machine
+/// may be shared: rows per CPU second is the steadier figure.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn run(name: &str, batches: &[RecordBatch], mut op: Box<dyn Operator>) {
     let mut ctx = OperatorContext::standalone(name);
     let mut out = Collector::new();
@@ -105,6 +118,7 @@ fn run(name: &str, batches: &[RecordBatch], mut op: Box<dyn Operator>) {
     let mut max_ts = i64::MIN;
     let mut emitted = 0usize;
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     for b in batches {
         let ts = b
             .column(0)
@@ -123,14 +137,16 @@ fn run(name: &str, batches: &[RecordBatch], mut op: Box<dyn Operator>) {
     op.on_end(&mut ctx, &mut out).unwrap();
     emitted += count(&mut out);
     let el = start.elapsed();
+    let cpu = cpu_seconds() - cpu_start;
     let late = ctx
         .metrics
         .late_rows_dropped
         .load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "{name:<34} {rows} rows in {:>7.1?}: {:>6.2} M rows/s ({emitted} rows out, {late} late)",
+        "{name:<32} {rows} rows in {:>7.1?} ({cpu:.2} s CPU): {:>6.2} M rows/s, {:>6.2} M rows/CPU-s ({emitted} out, {late} late)",
         el,
         rows as f64 / el.as_secs_f64() / 1e6,
+        if cpu > 0.0 { rows as f64 / cpu / 1e6 } else { f64::NAN },
     );
 }
 

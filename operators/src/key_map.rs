@@ -6,6 +6,7 @@
 //! columns every row has the same, empty key.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, SchemaRef};
@@ -18,8 +19,9 @@ pub(crate) struct KeyMap<V> {
     /// Input column index of each key column.
     columns: Vec<usize>,
     codec: KeyCodec,
-    ids: HashMap<Box<[u8]>, u32, ahash::RandomState>,
-    entries: Vec<Option<(Box<[u8]>, V)>>,
+    /// Key bytes (shared with `entries`: one allocation per key) to id.
+    ids: HashMap<Arc<[u8]>, u32, ahash::RandomState>,
+    entries: Vec<Option<(Arc<[u8]>, V)>>,
     free: Vec<u32>,
 }
 
@@ -81,8 +83,8 @@ impl<V> KeyMap<V> {
         if let Some(&id) = self.ids.get(key) {
             return (id, false);
         }
-        let boxed: Box<[u8]> = key.into();
-        let entry = Some((boxed.clone(), make()));
+        let shared: Arc<[u8]> = key.into();
+        let entry = Some((shared.clone(), make()));
         let id = match self.free.pop() {
             Some(id) => {
                 self.entries[id as usize] = entry;
@@ -93,7 +95,7 @@ impl<V> KeyMap<V> {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.ids.insert(boxed, id);
+        self.ids.insert(shared, id);
         (id, true)
     }
 

@@ -1,8 +1,6 @@
 //! Helpers shared by the ordering operators (sequence ordering,
 //! deduplication, temporal sort, OVER aggregation); not an operator.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt64Array};
@@ -13,42 +11,101 @@ use weir_engine::{Result, WeirError};
 
 /// A min-queue of timers `(time, tiebreak, payload)`: the smallest time (then
 /// tiebreak) first. Entries may be stale; callers validate them when popped.
-#[derive(Debug, Default)]
-pub(crate) struct TimerQueue<P: Ord> {
-    heap: BinaryHeap<Reverse<(i64, u64, P)>>,
+///
+/// Built for event times that arrive nearly in order: pushes go to an
+/// unsorted tail; before popping, the tail is sorted and merged into the
+/// sorted part (appended when it follows it, inserted when it is a few
+/// entries, else merged by a stable sort, which merges two sorted runs in
+/// linear time). Popping walks the sorted part. Measured several times
+/// faster than a binary heap of the same entries.
+#[derive(Debug)]
+pub(crate) struct TimerQueue<P> {
+    /// Sorted entries; `sorted[head..]` are live.
+    sorted: Vec<(i64, u64, P)>,
+    head: usize,
+    /// Entries pushed since the last merge.
+    loose: Vec<(i64, u64, P)>,
 }
 
-impl<P: Ord + Copy> TimerQueue<P> {
+impl<P: Copy> Default for TimerQueue<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Copy> TimerQueue<P> {
     /// An empty queue.
     pub(crate) fn new() -> Self {
         Self {
-            heap: BinaryHeap::new(),
+            sorted: Vec::new(),
+            head: 0,
+            loose: Vec::new(),
         }
     }
 
     /// Adds a timer.
     #[inline]
     pub(crate) fn push(&mut self, time: i64, tiebreak: u64, payload: P) {
-        self.heap.push(Reverse((time, tiebreak, payload)));
+        self.loose.push((time, tiebreak, payload));
+    }
+
+    /// Merges the pushed entries into the sorted part.
+    fn settle(&mut self) {
+        let order = |e: &(i64, u64, P)| (e.0, e.1);
+        self.loose.sort_by_key(order);
+        if self.head > 0 && (self.head == self.sorted.len() || self.head * 2 > self.sorted.len()) {
+            self.sorted.drain(..self.head);
+            self.head = 0;
+        }
+        let follows = match (self.sorted.last(), self.loose.first()) {
+            (Some(last), Some(first)) => order(last) <= order(first),
+            _ => true,
+        };
+        if follows || self.sorted.len() == self.head {
+            self.sorted.append(&mut self.loose);
+        } else if self.loose.len() <= 8 {
+            for e in self.loose.drain(..) {
+                let at =
+                    self.head + self.sorted[self.head..].partition_point(|x| order(x) <= order(&e));
+                self.sorted.insert(at, e);
+            }
+        } else {
+            self.sorted.append(&mut self.loose);
+            self.sorted[self.head..].sort_by_key(order);
+        }
     }
 
     /// Removes and returns the first timer with `time <= limit`.
     #[inline]
     pub(crate) fn pop_until(&mut self, limit: i64) -> Option<(i64, u64, P)> {
-        match self.heap.peek() {
-            Some(Reverse((t, _, _))) if *t <= limit => self.heap.pop().map(|Reverse(e)| e),
-            _ => None,
+        if !self.loose.is_empty() {
+            self.settle();
         }
+        let e = *self.sorted.get(self.head)?;
+        if e.0 > limit {
+            return None;
+        }
+        self.head += 1;
+        if self.head == self.sorted.len() {
+            self.sorted.clear();
+            self.head = 0;
+        }
+        Some(e)
     }
 
     /// The entries, in no particular order (including stale ones).
     pub(crate) fn entries(&self) -> impl Iterator<Item = (i64, u64, P)> + '_ {
-        self.heap.iter().map(|Reverse(e)| *e)
+        self.sorted[self.head..]
+            .iter()
+            .chain(self.loose.iter())
+            .copied()
     }
 
     /// Removes every entry.
     pub(crate) fn clear(&mut self) {
-        self.heap.clear();
+        self.sorted.clear();
+        self.head = 0;
+        self.loose.clear();
     }
 }
 
@@ -211,4 +268,61 @@ pub(crate) fn float64_column<'a>(table: &'a RecordBatch, name: &str) -> Result<&
 #[inline]
 pub(crate) fn opt_i64(a: &Int64Array, i: usize) -> Option<i64> {
     a.is_valid(i).then(|| a.value(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_queue_merges_runs_exactly() {
+        let mut q: TimerQueue<u32> = TimerQueue::new();
+        let mut expected = Vec::new();
+        let mut x = 7u64;
+        for round in 0..20u64 {
+            for i in 0..50u64 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let t = (round * 30 + (x >> 60)) as i64;
+                q.push(t, round * 100 + i, 0);
+                expected.push((t, round * 100 + i, 0));
+            }
+            if round % 3 == 2 {
+                let limit = (round * 30) as i64;
+                expected.sort();
+                let n = expected.iter().take_while(|e| e.0 <= limit).count();
+                for e in expected.drain(..n) {
+                    assert_eq!(q.pop_until(limit), Some(e));
+                }
+                assert_eq!(q.pop_until(limit), None);
+            }
+        }
+        expected.sort();
+        for e in expected {
+            assert_eq!(q.pop_until(i64::MAX), Some(e));
+        }
+        assert_eq!(q.pop_until(i64::MAX), None);
+    }
+
+    #[test]
+    fn timer_queue_pops_by_time_then_tiebreak() {
+        let mut q: TimerQueue<u8> = TimerQueue::new();
+        q.push(5, 2, b'a');
+        q.push(3, 9, b'b');
+        q.push(5, 1, b'c');
+        q.push(9, 0, b'd');
+        assert_eq!(q.pop_until(5), Some((3, 9, b'b')));
+        assert_eq!(q.pop_until(5), Some((5, 1, b'c')));
+        // Pushing while a bucket is being popped keeps the order exact.
+        q.push(4, 7, b'e');
+        q.push(5, 0, b'f');
+        assert_eq!(q.entries().count(), 4);
+        assert_eq!(q.pop_until(5), Some((4, 7, b'e')));
+        assert_eq!(q.pop_until(5), Some((5, 0, b'f')));
+        assert_eq!(q.pop_until(5), Some((5, 2, b'a')));
+        assert_eq!(q.pop_until(5), None);
+        assert_eq!(q.pop_until(i64::MAX), Some((9, 0, b'd')));
+        assert_eq!(q.pop_until(i64::MAX), None);
+    }
 }

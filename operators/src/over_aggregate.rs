@@ -1073,6 +1073,7 @@ impl OverAggregate {
         let n = ready.len();
         let mut outputs: Vec<Vec<Option<i64>>> = vec![vec![None; n]; self.plans.len()];
         let mut group: Vec<usize> = Vec::new();
+        let mut order: Vec<usize> = Vec::new();
         let mut start = 0;
         while start < n {
             let ts = ready[start].0;
@@ -1082,8 +1083,11 @@ impl OverAggregate {
             }
             if self.config.frame.is_range() {
                 // Peers: all rows of a partition with this time, together.
-                let mut order: Vec<usize> = (start..end).collect();
-                order.sort_by_key(|&i| ready[i].1);
+                order.clear();
+                order.extend(start..end);
+                if order.len() > 1 {
+                    order.sort_by_key(|&i| ready[i].1);
+                }
                 let mut g = 0;
                 while g < order.len() {
                     let id = ready[order[g]].1;
@@ -1199,17 +1203,16 @@ fn retract_front(key: &mut OverKey, plans: &[AggPlan]) {
     if key.times.pop_front().is_none() {
         return;
     }
-    let values: Vec<Option<i64>> = key
-        .values
-        .iter_mut()
-        .map(|c| c.pop_front().flatten())
-        .collect();
-    for (acc, plan) in key.accs.iter_mut().zip(plans) {
+    let OverKey { values, accs, .. } = key;
+    for (acc, plan) in accs.iter_mut().zip(plans) {
         let v = match plan.slot {
-            Some(s) => values.get(s).copied().flatten(),
+            Some(s) => values.get(s).and_then(|c| c.front().copied().flatten()),
             None => Some(0),
         };
         acc.retract(pos, v);
+    }
+    for c in values.iter_mut() {
+        c.pop_front();
     }
     key.front_pos += 1;
 }
