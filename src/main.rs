@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use weir_engine::progress::Progress;
 use weir_engine::checkpoint::CheckpointConfig;
+use weir_engine::progress::Progress;
 use weir_engine::runtime::{Job, JobConfig, Recovery};
 use weir_queries::{plan_script, PlanOptions};
 
@@ -155,7 +155,11 @@ fn list_checkpoints(dir: &str) -> anyhow::Result<()> {
         println!(
             "checkpoint {}{}  completed {when}  duration {}ms  alignment {}ms  size {}  job {}",
             m.id,
-            if m.finished { " (final: job finished)" } else { "" },
+            if m.finished {
+                " (final: job finished)"
+            } else {
+                ""
+            },
             m.duration_ms,
             m.alignment_ms,
             human_bytes(m.size_bytes),
@@ -220,10 +224,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             match (&checkpoint_dir, checkpoint_interval) {
                 (Some(dir), interval) => {
                     let storage = weir_engine::checkpoint::open_storage(dir)?;
-                    let mut ck = CheckpointConfig::new(
-                        storage,
-                        interval.unwrap_or(Duration::from_secs(10)),
-                    );
+                    let mut ck =
+                        CheckpointConfig::new(storage, interval.unwrap_or(Duration::from_secs(10)));
                     ck.retained = checkpoints_retained.max(1);
                     ck.allow_state_reset = allow_state_reset;
                     config.checkpoint = Some(ck);

@@ -139,10 +139,17 @@ fn killed_and_restarted_job_matches_an_uninterrupted_run() {
     );
     let run = || {
         let mut c = weir();
-        c.args(["run", "--quiet", "-p", "2", "--checkpoint-interval", "200ms"])
-            .arg("--checkpoint-dir")
-            .arg(&ckpt)
-            .arg(&sql);
+        c.args([
+            "run",
+            "--quiet",
+            "-p",
+            "2",
+            "--checkpoint-interval",
+            "200ms",
+        ])
+        .arg("--checkpoint-dir")
+        .arg(&ckpt)
+        .arg(&sql);
         c
     };
     let mut rng = Lcg(seed);
@@ -176,7 +183,10 @@ fn killed_and_restarted_job_matches_an_uninterrupted_run() {
         "crash test: {killed} kills in {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    assert!(killed >= kills.min(20), "only {killed} kills: the job ended too soon");
+    assert!(
+        killed >= kills.min(20),
+        "only {killed} kills: the job ended too soon"
+    );
     // Let it finish (a run after the end only completes the last commit).
     let out = run().output().expect("run weir");
     assert!(
@@ -217,7 +227,11 @@ fn changed_query_is_refused_unless_state_reset_is_allowed() {
             .expect("run weir")
     };
     let out = run(&sql, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let changed = job_sql(&out_dir, 20_000, None).replace("'100' MILLISECOND", "'1' SECOND");
     let sql2 = write(&tmp.path().join("b.sql"), &changed);
     let out = run(&sql2, &[]);
@@ -226,6 +240,10 @@ fn changed_query_is_refused_unless_state_reset_is_allowed() {
     assert!(err.contains("different job"), "{err}");
     assert!(err.contains("--allow-state-reset"), "{err}");
     let out = run(&sql2, &["--allow-state-reset"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!committed_rows(&out_dir).is_empty());
 }

@@ -27,7 +27,9 @@ use tokio::task::JoinSet;
 use crate::channel::{channel, Receiver, Sender};
 use crate::checkpoint::coordinator::{self, CoordinatorSettings};
 use crate::checkpoint::manifest::{checkpoint_ids, fingerprint, latest_manifest};
-use crate::checkpoint::{CheckpointConfig, CheckpointEvent, CheckpointHandle, NodeState, RestoredState};
+use crate::checkpoint::{
+    CheckpointConfig, CheckpointEvent, CheckpointHandle, NodeState, RestoredState,
+};
 use crate::error::{Result, WeirError};
 use crate::graph::{JobGraph, NodeKind, Partitioning};
 use crate::message::{Barrier, Message, Watermark};
@@ -135,7 +137,10 @@ impl Job {
                             lines.join("\n    ")
                         )));
                     }
-                    tracing::warn!(checkpoint = m.id, "job graph changed: starting from empty state (--allow-state-reset)");
+                    tracing::warn!(
+                        checkpoint = m.id,
+                        "job graph changed: starting from empty state (--allow-state-reset)"
+                    );
                     recovery = Recovery::Reset(m.id);
                 } else {
                     let r = RestoredState::load(storage, &m)?;
@@ -227,8 +232,7 @@ impl Job {
                         .sum(),
                     last_id: self.last_id,
                 };
-                let (handle, fut) =
-                    coordinator::start(settings, self.metrics.checkpoint_stats());
+                let (handle, fut) = coordinator::start(settings, self.metrics.checkpoint_stats());
                 tasks.spawn(fut);
                 Some(handle)
             }
@@ -878,14 +882,11 @@ impl Tail {
                     .send(CheckpointEvent::SinkFinished { epoch, node })
                     .map_err(|_| WeirError::Internal("checkpoint coordinator stopped".into()))?;
                 let mut completed = c.handle.completed.clone();
-                let done = *completed
-                    .wait_for(|v| *v >= epoch)
-                    .await
-                    .map_err(|_| {
-                        WeirError::Execution(
-                            "the checkpoint coordinator stopped before the final checkpoint".into(),
-                        )
-                    })?;
+                let done = *completed.wait_for(|v| *v >= epoch).await.map_err(|_| {
+                    WeirError::Execution(
+                        "the checkpoint coordinator stopped before the final checkpoint".into(),
+                    )
+                })?;
                 sink.commit(done).await?;
                 c.committed = done;
                 sink.finish().await
@@ -942,8 +943,14 @@ impl SourceOutput for RuntimeSourceOutput {
     async fn barrier(&mut self, id: u64, positions: Vec<SplitPosition>) -> Result<()> {
         match &self.ckpt {
             Some(c) => {
-                c.checkpoint(id, &mut self.chain, &mut self.tail, positions, Duration::ZERO)
-                    .await
+                c.checkpoint(
+                    id,
+                    &mut self.chain,
+                    &mut self.tail,
+                    positions,
+                    Duration::ZERO,
+                )
+                .await
             }
             None => Ok(()),
         }
@@ -1099,7 +1106,8 @@ async fn run_channel_task(
             Some(Watermark::EventTime(w)) if current.is_none_or(|c| w > c) => {
                 current = Some(w);
                 forwarded = status;
-                let outs = chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
+                let outs =
+                    chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
                 tail.emit(outs).await?;
             }
             Some(Watermark::EventTime(w)) if forwarded == Some(Watermark::Idle) => {
@@ -1110,7 +1118,8 @@ async fn run_channel_task(
                 let w = current.map_or(w, |c| c.max(w));
                 current = Some(w);
                 forwarded = Some(Watermark::EventTime(w));
-                let outs = chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
+                let outs =
+                    chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
                 tail.emit(outs).await?;
             }
             Some(Watermark::Idle) if forwarded != Some(Watermark::Idle) => {

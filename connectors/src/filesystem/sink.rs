@@ -145,7 +145,11 @@ fn decode_pending(t: &RecordBatch) -> Result<Vec<(u64, u64)>> {
             .ok_or_else(|| WeirError::State("filesystem sink state: bad 'pending' table".into()))
     };
     let (e, c) = (col(0)?, col(1)?);
-    Ok(e.values().iter().copied().zip(c.values().iter().copied()).collect())
+    Ok(e.values()
+        .iter()
+        .copied()
+        .zip(c.values().iter().copied())
+        .collect())
 }
 
 /// The two-phase commit bookkeeping of one sink subtask with checkpoints.
@@ -189,9 +193,8 @@ impl Transaction {
             }
             let from = self.in_progress(epoch);
             if from.exists() {
-                std::fs::rename(&from, self.committed(epoch)).map_err(|e| {
-                    WeirError::io(format!("publishing {}", from.display()), e)
-                })?;
+                std::fs::rename(&from, self.committed(epoch))
+                    .map_err(|e| WeirError::io(format!("publishing {}", from.display()), e))?;
                 any = true;
             }
         }

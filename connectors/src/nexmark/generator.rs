@@ -504,7 +504,7 @@ impl SplitGenerator {
     /// bids are computed from their row number alone; persons and auctions
     /// come from the crate's stateful generator, which is run forward.
     pub(crate) fn seek(&mut self, offset: u64) -> Result<()> {
-        if offset < self.next || (offset - self.next) % self.step != 0 {
+        if offset < self.next || !(offset - self.next).is_multiple_of(self.step) {
             return Err(WeirError::State(format!(
                 "cannot seek a nexmark split from row {} to row {offset}",
                 self.next
