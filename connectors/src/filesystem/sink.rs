@@ -510,3 +510,100 @@ impl Sink for FileSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use std::collections::BTreeMap;
+
+    fn factory(dir: &Path) -> FileSinkFactory {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let mut options = BTreeMap::new();
+        options.insert("connector".to_string(), "filesystem".to_string());
+        options.insert("path".to_string(), dir.display().to_string());
+        options.insert("format".to_string(), "csv".to_string());
+        let table = TableDescriptor {
+            name: "t".into(),
+            schema,
+            options,
+            metadata: Vec::new(),
+        };
+        super::super::FilesystemConnector::sink_factory(&table).expect("factory")
+    }
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))])
+            .expect("batch")
+    }
+
+    fn published(dir: &Path) -> Vec<String> {
+        let mut rows: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+            .flat_map(|e| {
+                std::fs::read_to_string(e.path())
+                    .expect("read")
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[tokio::test]
+    async fn files_are_published_on_commit_and_uncommitted_ones_discarded_on_recovery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = factory(dir.path());
+        let mut sink = f.create_checkpointed(0, 1, None).expect("sink");
+        sink.write_batch(batch(&[1, 2])).await.expect("write");
+        let state1 = sink.pre_commit(1).await.expect("pre-commit 1");
+        assert!(published(dir.path()).is_empty(), "visible before commit");
+        sink.write_batch(batch(&[3])).await.expect("write");
+        let state2 = sink.pre_commit(2).await.expect("pre-commit 2");
+        sink.commit(1).await.expect("commit 1");
+        assert_eq!(published(dir.path()), vec!["1", "2"]);
+        sink.write_batch(batch(&[4])).await.expect("write");
+        drop(sink); // crash: checkpoint 2 pre-committed, never completed; 4 in progress
+
+        // Recovery from checkpoint 1: [3] (pre-committed for 2) and [4] are discarded.
+        let recovery = SinkRecovery {
+            checkpoint_id: 1,
+            state: state1,
+        };
+        let mut sink = f
+            .create_checkpointed(0, 1, Some(recovery))
+            .expect("recovered");
+        assert_eq!(published(dir.path()), vec!["1", "2"]);
+        let hidden = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        assert_eq!(hidden, 0, "in-progress files left after recovery");
+        sink.write_batch(batch(&[3, 4])).await.expect("write");
+        sink.pre_commit(2).await.expect("pre-commit 2");
+        sink.commit(2).await.expect("commit 2");
+        assert_eq!(published(dir.path()), vec!["1", "2", "3", "4"]);
+        drop(sink);
+
+        // Recovery from a checkpoint whose commit did not happen publishes it.
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let f2 = factory(dir2.path());
+        let mut sink = f2.create_checkpointed(0, 1, None).expect("sink");
+        sink.write_batch(batch(&[7])).await.expect("write");
+        let state = sink.pre_commit(5).await.expect("pre-commit");
+        drop(sink); // crash after the manifest, before the rename
+        let _ = state2;
+        let recovery = SinkRecovery {
+            checkpoint_id: 5,
+            state,
+        };
+        drop(f2.create_checkpointed(0, 1, Some(recovery)).expect("recovered"));
+        assert_eq!(published(dir2.path()), vec!["7"]);
+    }
+}
