@@ -603,7 +603,10 @@ mod tests {
             checkpoint_id: 5,
             state,
         };
-        drop(f2.create_checkpointed(0, 1, Some(recovery)).expect("recovered"));
+        drop(
+            f2.create_checkpointed(0, 1, Some(recovery))
+                .expect("recovered"),
+        );
         assert_eq!(published(dir2.path()), vec!["7"]);
     }
 }
