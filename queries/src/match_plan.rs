@@ -29,15 +29,15 @@ use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use sqlparser::ast::{
-    AfterMatchSkip, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    Value, VisitMut, VisitorMut,
+    AfterMatchSkip, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value,
+    VisitMut, VisitorMut,
 };
 use weir_dialect::{PatternTerm, WindowTvf};
 use weir_engine::operator::Operator;
 use weir_engine::{Result, WeirError};
 use weir_operators::cep::{
-    navigation_schema, rowtime_type, AggFunc, CompiledMatch, ExprCondition, ExprMeasure,
-    MatchSpec, Navigation, Pattern, Quantifier, SkipStrategy, VarRef,
+    navigation_schema, rowtime_type, AggFunc, CompiledMatch, ExprCondition, ExprMeasure, MatchSpec,
+    Navigation, Pattern, Quantifier, SkipStrategy, VarRef,
 };
 use weir_operators::match_recognize::MatchRecognize;
 
@@ -544,10 +544,9 @@ impl Rewrite<'_, '_> {
                     }
                 };
                 let integer = match (&arg, func) {
-                    (Some(a), AggFunc::Avg) => a
-                        .data_type(&self.tr.input)
-                        .ok()
-                        .filter(|t| t.is_integer()),
+                    (Some(a), AggFunc::Avg) => {
+                        a.data_type(&self.tr.input).ok().filter(|t| t.is_integer())
+                    }
                     _ => None,
                 };
                 let nav = Navigation::aggregate(func, var_ref(var), arg, &self.tr.input)
