@@ -278,6 +278,9 @@ fn pattern(p: &PatternTerm) -> Pattern {
     }
 }
 
+/// A translated expression over the navigation schema, and its navigations.
+type Translated = (Arc<dyn PhysicalExpr>, Vec<(String, Navigation)>);
+
 /// Translates `DEFINE` and `MEASURES` expressions.
 struct Translator<'a> {
     sql: &'a SqlToRel<'a, Catalog>,
@@ -290,12 +293,7 @@ impl Translator<'_> {
     /// Translates `expr` (in `DEFINE var` when `defining` is set, else in
     /// `MEASURES`) into an expression over the navigation schema and its
     /// navigations.
-    fn translate(
-        &self,
-        expr: &SqlExpr,
-        defining: Option<&str>,
-        what: &str,
-    ) -> Result<(Arc<dyn PhysicalExpr>, Vec<(String, Navigation)>)> {
+    fn translate(&self, expr: &SqlExpr, defining: Option<&str>, what: &str) -> Result<Translated> {
         let mut rewrite = Rewrite {
             tr: self,
             defining,
@@ -458,7 +456,7 @@ fn call_args(f: &sqlparser::ast::Function) -> std::result::Result<Vec<Arg>, Stri
     list.args
         .iter()
         .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(Arg::Expr(e.clone())),
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(Arg::Expr(Box::new(e.clone()))),
             FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => Ok(Arg::Star(None)),
             FunctionArg::Unnamed(FunctionArgExpr::QualifiedWildcard(n)) => {
                 Ok(Arg::Star(Some(n.to_string())))
@@ -469,7 +467,7 @@ fn call_args(f: &sqlparser::ast::Function) -> std::result::Result<Vec<Arg>, Stri
 }
 
 enum Arg {
-    Expr(SqlExpr),
+    Expr(Box<SqlExpr>),
     /// `*` or `v.*`.
     Star(Option<String>),
 }
@@ -478,8 +476,11 @@ enum Arg {
 fn offset(a: Option<&Arg>) -> Option<usize> {
     match a {
         None => Some(0),
-        Some(Arg::Expr(SqlExpr::Value(v))) => match &v.value {
-            Value::Number(n, _) => n.parse::<usize>().ok(),
+        Some(Arg::Expr(e)) => match e.as_ref() {
+            SqlExpr::Value(v) => match &v.value {
+                Value::Number(n, _) => n.parse::<usize>().ok(),
+                _ => None,
+            },
             _ => None,
         },
         _ => None,
