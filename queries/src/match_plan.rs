@@ -14,6 +14,10 @@
 //! as a [`Navigation`]; the rest of the expression is planned by DataFusion
 //! against [`navigation_schema`] (arithmetic, comparisons, `CASE`, scalar
 //! functions).
+//!
+//! `PREV(x)` means `PREV(x, 1)`, the row before in the partition (the SQL
+//! standard). Flink 2.2 accepts only `PREV(x, 0)` ("Flink does not support
+//! physical offsets within partition"); other offsets are a Weir extension.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -473,9 +477,9 @@ enum Arg {
 }
 
 /// A non-negative integer literal (the offset of `PREV`/`FIRST`/`LAST`).
-fn offset(a: Option<&Arg>) -> Option<usize> {
+fn offset(a: Option<&Arg>, default: usize) -> Option<usize> {
     match a {
-        None => Some(0),
+        None => Some(default),
         Some(Arg::Expr(e)) => match e.as_ref() {
             SqlExpr::Value(v) => match &v.value {
                 Value::Number(n, _) => n.parse::<usize>().ok(),
@@ -519,7 +523,10 @@ impl Rewrite<'_, '_> {
                         "{name} takes a column expression and an optional offset"
                     )));
                 };
-                let n = offset(args.get(1)).ok_or_else(|| {
+                // `PREV(x)` is `PREV(x, 1)` (the SQL standard's row before);
+                // `FIRST(x)`/`LAST(x)` count from 0.
+                let default = usize::from(matches!(kind, Call::Prev));
+                let n = offset(args.get(1), default).ok_or_else(|| {
                     self.err(format!(
                         "{name}: the offset must be a non-negative integer literal"
                     ))

@@ -357,3 +357,52 @@ fn plan_errors_name_the_construct_and_line() {
     ));
     assert!(e.contains("line 5"), "{e}");
 }
+
+/// No `PARTITION BY`: one subtask sees every row. `PREV` in `DEFINE`, the
+/// default `AFTER MATCH SKIP TO NEXT ROW` (overlapping matches), `CASE` and
+/// arithmetic over navigations in `MEASURES`. `PREV(x)` (offset 1) is a
+/// Weir extension: Flink 2.2 rejects this query ("Flink does not support
+/// physical offsets within partition"), so these rows are worked out by hand.
+#[tokio::test]
+async fn prev_without_partition_by_and_default_skip() {
+    let sql = format!(
+        "{QUANTIFIERS}SELECT * FROM Ticker MATCH_RECOGNIZE (
+  ORDER BY rowtime
+  MEASURES A.price AS a_price, FIRST(UP.price) AS first_up, LAST(UP.price) AS last_up,
+           CASE WHEN LAST(UP.price) - A.price > 20 THEN 1 ELSE 0 END AS big,
+           (LAST(UP.price) - A.price) * 2 AS gain2, D.price AS d_price
+  PATTERN (A UP+ D)
+  DEFINE UP AS UP.price > PREV(UP.price), D AS D.price < PREV(D.price)
+);"
+    );
+    let options = PlanOptions {
+        parallelism: 2,
+        ..PlanOptions::new()
+    };
+    let explain = plan_script(&sql, &options)
+        .expect("plan")
+        .explain()
+        .expect("explain");
+    let task = explain
+        .lines()
+        .rev()
+        .skip_while(|l| !l.contains("MATCH_RECOGNIZE"))
+        .find(|l| l.starts_with("task "))
+        .unwrap_or_default();
+    assert!(task.contains("(parallelism 1)"), "{explain}");
+    let expected: Vec<Vec<String>> = [
+        [12, 15, 15, 0, 6, 11],
+        [5, 20, 30, 1, 50, 3],
+        [20, 30, 30, 0, 20, 3],
+        [3, 40, 40, 1, 74, 4],
+        [4, 13, 17, 0, 26, 8],
+        [13, 14, 17, 0, 8, 8],
+        [14, 17, 17, 0, 6, 8],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|v| v.to_string()).collect())
+    .collect();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(run(&sql).await, expected);
+}
