@@ -296,10 +296,9 @@ fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf], options: &PlanOption
             continue;
         }
         if t.kind == TvfKind::MatchRecognize {
-            return Err(WeirError::Plan(format!(
-                "line {}: unsupported construct: MATCH_RECOGNIZE (the pattern matcher is not wired into SQL yet)",
-                t.line
-            )));
+            let def = crate::match_plan::plan_match_recognize(catalog, t)?;
+            catalog.tvfs.insert(t.table_name.clone(), def);
+            continue;
         }
         if let TvfKind::Sequence { gaps, .. } = t.kind {
             let name = if gaps {
