@@ -11,7 +11,9 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{
     DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
 };
-use common::{err_text, rows, run_source, table};
+use common::{
+    err_text, rows, rows_by_split, run_restored, run_source, run_until_checkpoint, table,
+};
 use weir_connectors::transactions::{
     generate_batches, schema, split_accounts, FraudKind, TransactionsOptions, FRAUD_DEVICE_BASE,
 };
@@ -436,5 +438,66 @@ async fn paced_source_takes_about_rows_over_rate() -> Result<()> {
     let n: usize = run.batches.iter().map(|(_, b)| b.num_rows()).sum();
     assert_eq!(n, 300);
     assert!((0.2..3.0).contains(&took), "{took}");
+    Ok(())
+}
+
+/// Snapshot midway (through a real barrier, late and duplicate rows held
+/// back at that moment), restore into a new source: the rows before plus
+/// the rows after are, split by split, those of an uninterrupted run.
+#[tokio::test]
+async fn a_restored_source_continues_exactly_where_the_checkpoint_was() -> Result<()> {
+    let registry = ConnectorRegistry::with_defaults();
+    let t = table(
+        "tx",
+        schema(),
+        &[
+            ("connector", "transactions"),
+            ("events.num", "20000"),
+            ("accounts", "200"),
+            ("event-interval", "500"),
+            ("fraud.rate", "0.003"),
+            ("out-of-order.rate", "0.2"),
+            ("out-of-order.max-delay", "5000"),
+            ("duplicate.rate", "0.1"),
+            ("splits", "3"),
+            ("batch.size", "333"),
+        ],
+    );
+    let factory = registry.source(&t)?;
+    for subtask in 0..2 {
+        let whole = run_source(factory.as_ref(), subtask, 2).await?;
+        whole.result?;
+        let expected = rows_by_split(&whole.batches)?;
+        for after in [1, 7, 20] {
+            let Some(cut) = run_until_checkpoint(factory.as_ref(), subtask, 2, None, after).await?
+            else {
+                panic!("subtask {subtask} ended before a checkpoint after {after} batches");
+            };
+            assert!(cut
+                .positions
+                .iter()
+                .all(|p| p.split.starts_with("transactions/")));
+            let rest = run_restored(factory.as_ref(), subtask, 2, &cut.positions).await?;
+            let mut joined = cut.batches;
+            joined.extend(rest);
+            assert_eq!(
+                rows_by_split(&joined)?,
+                expected,
+                "subtask {subtask}, cut after {after}"
+            );
+        }
+    }
+    // A position past the split's end, or not a number, is a state error.
+    let mut s = factory.create(0, 1)?;
+    let e = err_text(s.restore_positions(&[weir_engine::source::SplitPosition {
+        split: "transactions/0".into(),
+        position: "many".into(),
+    }]));
+    assert!(e.contains("is not a row count"), "{e}");
+    let e = err_text(s.restore_positions(&[weir_engine::source::SplitPosition {
+        split: "transactions/9".into(),
+        position: "1".into(),
+    }]));
+    assert!(e.contains("not read by this subtask"), "{e}");
     Ok(())
 }

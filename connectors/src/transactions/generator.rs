@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, StringBuilder, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use weir_engine::Result;
+use weir_engine::{Result, WeirError};
 
 use super::options::{FraudKind, TransactionsOptions};
 
@@ -726,6 +726,8 @@ pub(crate) struct SplitGenerator {
     /// Per account of the split: (episode, draw) cache.
     draws: Vec<(u64, Draw)>,
     scratch: Vec<Row>,
+    /// Rows emitted so far: the split's position.
+    emitted: u64,
 }
 
 impl SplitGenerator {
@@ -758,12 +760,39 @@ impl SplitGenerator {
             seq: vec![0; count as usize],
             draws: vec![(u64::MAX, Draw::Clean); count as usize],
             scratch: Vec::new(),
+            emitted: 0,
         }
     }
 
-    /// The next clean slot this split would generate.
+    /// The split's position: the number of rows emitted so far (the
+    /// emission order does not depend on the limits rows were asked with).
     pub(crate) fn position(&self) -> u64 {
-        self.slot()
+        self.emitted
+    }
+
+    /// Moves the split to position `rows` (a value of [`Self::position`]).
+    /// Every row depends on the split's history (per-account sequence
+    /// numbers, held late and duplicate rows, injected cases), so the
+    /// generator is run forward without building batches: a resume costs
+    /// the generation, not the encoding, of the rows skipped.
+    pub(crate) fn seek(&mut self, rows: u64) -> Result<()> {
+        if rows < self.emitted {
+            return Err(WeirError::State(format!(
+                "cannot seek a transactions split back from row {} to row {rows}",
+                self.emitted
+            )));
+        }
+        while self.emitted < rows {
+            if self.next_row(i64::MAX).is_none() {
+                return Err(WeirError::State(format!(
+                    "transactions split has {} rows, cannot resume at row {rows} \
+                     (were the options changed?)",
+                    self.emitted
+                )));
+            }
+            self.emitted += 1;
+        }
+        Ok(())
     }
 
     fn slot(&self) -> u64 {
@@ -932,6 +961,7 @@ impl SplitGenerator {
         if rows.is_empty() {
             return Ok(None);
         }
+        self.emitted += rows.len() as u64;
         Ok(Some(self.build(&rows)?))
     }
 

@@ -124,6 +124,33 @@ impl Source for TransactionsSource {
         }
     }
 
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
+        for p in positions {
+            let Some((_, g)) = self
+                .generators
+                .iter_mut()
+                .find(|(k, _)| format!("transactions/{k}") == p.split)
+            else {
+                return Err(WeirError::State(format!(
+                    "checkpointed split {} is not read by this subtask (were the splits changed?)",
+                    p.split
+                )));
+            };
+            let rows: u64 = p.position.parse().map_err(|_| {
+                WeirError::State(format!(
+                    "checkpointed position '{}' of split {} is not a row count",
+                    p.position, p.split
+                ))
+            })?;
+            g.seek(rows)?;
+        }
+        Ok(())
+    }
+
     fn positions(&self) -> Vec<SplitPosition> {
         self.generators
             .iter()
@@ -146,7 +173,7 @@ impl TransactionsSource {
                 }
                 if let Some(batch) = g.next_batch(self.batch_size, i64::MAX)? {
                     produced = true;
-                    ctx.emit(local, batch).await?;
+                    ctx.emit_at(local, batch, g.position()).await?;
                 }
             }
             if !produced {
@@ -157,10 +184,21 @@ impl TransactionsSource {
     }
 
     /// Emits rows as their slots fall due: the row at slot `n`'s event
-    /// time `n / rate` seconds after the start, waking at most every
-    /// millisecond.
+    /// time `(n - first) / rate` seconds after the start, where `first` is
+    /// the slot of the first row this run produces (0, or where a
+    /// checkpoint resumed), waking at most every millisecond.
     async fn run_paced(&mut self, ctx: &mut SourceContext, rate: f64) -> Result<()> {
-        let start = Instant::now();
+        let first = self
+            .generators
+            .iter_mut()
+            .filter_map(|(_, g)| g.next_time().map(|t| g.slot_of(t)))
+            .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.min(s))))
+            .unwrap_or(0.0)
+            .max(0.0);
+        let now = Instant::now();
+        let start = now
+            .checked_sub(Duration::from_secs_f64((first / rate).clamp(0.0, 1.0e9)))
+            .unwrap_or(now);
         loop {
             if ctx.is_cancelled() {
                 return Ok(());
@@ -170,7 +208,7 @@ impl TransactionsSource {
             for (local, (_, g)) in self.generators.iter_mut().enumerate() {
                 let limit = g.slot_time(due_slots);
                 while let Some(batch) = g.next_batch(self.batch_size, limit)? {
-                    ctx.emit(local, batch).await?;
+                    ctx.emit_at(local, batch, g.position()).await?;
                     if ctx.is_cancelled() {
                         return Ok(());
                     }

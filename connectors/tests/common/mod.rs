@@ -13,7 +13,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use weir_connectors::TableDescriptor;
 use weir_engine::metrics::OperatorMetrics;
-use weir_engine::source::{SourceContext, SourceFactory, SourceOutput};
+use weir_engine::source::{SourceContext, SourceFactory, SourceOutput, SplitPosition};
 use weir_engine::{Result, WeirError};
 
 /// Batches a source emitted, with their local split.
@@ -129,4 +129,147 @@ pub fn err_text<T>(r: Result<T>) -> String {
         Ok(_) => "<no error>".into(),
         Err(e) => e.to_string(),
     }
+}
+
+/// A source output that keeps every batch, asks for checkpoint 1 after
+/// `trigger_after` batches, records the positions of its barrier and
+/// cancels the source there.
+struct CollectUntilBarrier {
+    batches: Emitted,
+    trigger_after: usize,
+    trigger: tokio::sync::watch::Sender<u64>,
+    barrier: Arc<Mutex<Option<(usize, Vec<SplitPosition>)>>>,
+    cancel: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl SourceOutput for CollectUntilBarrier {
+    async fn batch(&mut self, split: usize, batch: RecordBatch) -> Result<()> {
+        let mut b = self
+            .batches
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?;
+        b.push((split, batch));
+        if b.len() == self.trigger_after {
+            self.trigger.send_replace(1);
+        }
+        Ok(())
+    }
+
+    async fn tick(&mut self) -> Result<()> {
+        let n = self
+            .batches
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?
+            .len();
+        if n >= self.trigger_after {
+            self.trigger.send_replace(1);
+        }
+        Ok(())
+    }
+
+    async fn barrier(&mut self, _id: u64, positions: Vec<SplitPosition>) -> Result<()> {
+        let n = self
+            .batches
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?
+            .len();
+        let mut slot = self
+            .barrier
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?;
+        if slot.is_none() {
+            *slot = Some((n, positions));
+        }
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A run interrupted by a checkpoint: the batches emitted before the
+/// barrier and the positions it carried.
+pub struct Interrupted {
+    pub batches: Vec<(usize, RecordBatch)>,
+    pub positions: Vec<SplitPosition>,
+}
+
+/// Runs subtask `subtask` with checkpoints on (first restoring `restore`,
+/// if given); asks for a checkpoint after `trigger_after` batches and stops
+/// at its barrier. `None`: the source ended before a barrier.
+pub async fn run_until_checkpoint(
+    factory: &dyn SourceFactory,
+    subtask: usize,
+    parallelism: usize,
+    restore: Option<&[SplitPosition]>,
+    trigger_after: usize,
+) -> Result<Option<Interrupted>> {
+    let mut source = factory.create(subtask, parallelism)?;
+    if let Some(p) = restore {
+        source.restore_positions(p)?;
+    }
+    let batches: Emitted = Arc::default();
+    let barrier = Arc::new(Mutex::new(None));
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (trigger, rx) = tokio::sync::watch::channel(0u64);
+    let output = CollectUntilBarrier {
+        batches: batches.clone(),
+        trigger_after,
+        trigger,
+        barrier: barrier.clone(),
+        cancel: cancelled.clone(),
+    };
+    let metrics = Arc::new(OperatorMetrics::new("t", subtask));
+    let mut ctx = SourceContext::new(subtask, parallelism, Box::new(output), metrics, cancelled);
+    ctx.enable_checkpoints(rx, source.positions());
+    source.run(&mut ctx).await?;
+    let taken = barrier
+        .lock()
+        .map_err(|_| WeirError::Internal("poisoned".into()))?
+        .take();
+    let mut batches = std::mem::take(
+        &mut *batches
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?,
+    );
+    Ok(taken.map(|(n, positions)| {
+        batches.truncate(n);
+        Interrupted { batches, positions }
+    }))
+}
+
+/// Runs subtask `subtask` to its end after restoring `restore`.
+pub async fn run_restored(
+    factory: &dyn SourceFactory,
+    subtask: usize,
+    parallelism: usize,
+    restore: &[SplitPosition],
+) -> Result<Vec<(usize, RecordBatch)>> {
+    let mut source = factory.create(subtask, parallelism)?;
+    source.restore_positions(restore)?;
+    let batches: Emitted = Arc::default();
+    let collect = Collect {
+        batches: batches.clone(),
+        cancel: None,
+    };
+    let metrics = Arc::new(OperatorMetrics::new("t", subtask));
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let mut ctx = SourceContext::new(subtask, parallelism, Box::new(collect), metrics, cancelled);
+    source.run(&mut ctx).await?;
+    let out = std::mem::take(
+        &mut *batches
+            .lock()
+            .map_err(|_| WeirError::Internal("poisoned".into()))?,
+    );
+    Ok(out)
+}
+
+/// Every row of `batches` as text, grouped by local split, each split in
+/// emission order.
+pub fn rows_by_split(batches: &[(usize, RecordBatch)]) -> Result<BTreeMap<usize, Vec<String>>> {
+    let mut out: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (s, b) in batches {
+        out.entry(*s).or_default().extend(rows([b])?);
+    }
+    Ok(out)
 }
