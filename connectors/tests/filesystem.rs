@@ -14,7 +14,9 @@ use arrow::array::{
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use common::{err_text, rows, run_source, table};
+use common::{
+    err_text, rows, rows_by_split, run_restored, run_source, run_until_checkpoint, table,
+};
 use weir_connectors::ConnectorRegistry;
 use weir_engine::{Result, WeirError};
 
@@ -578,4 +580,161 @@ fn filesystem_option_errors() {
         e.starts_with("config error: table t: column 'xs' has type List("),
         "{e}"
     );
+}
+
+/// Cuts a run of every subtask of `t` at a checkpoint after 1, 2, … batches,
+/// restores a new source from the barrier's positions and checks that the
+/// rows before plus the rows after equal, file by file, an uninterrupted run.
+async fn check_restores(t: &weir_connectors::TableDescriptor, parallelism: usize) -> Result<()> {
+    let registry = ConnectorRegistry::with_defaults();
+    let factory = registry.source(t)?;
+    for subtask in 0..parallelism {
+        let whole = run_source(factory.as_ref(), subtask, parallelism).await?;
+        whole.result?;
+        let expected = rows_by_split(&whole.batches)?;
+        let mut cuts = 0;
+        for after in 1..=whole.batches.len() {
+            let Some(cut) =
+                run_until_checkpoint(factory.as_ref(), subtask, parallelism, None, after).await?
+            else {
+                continue;
+            };
+            cuts += 1;
+            let rest = run_restored(factory.as_ref(), subtask, parallelism, &cut.positions).await?;
+            let mut joined = cut.batches;
+            joined.extend(rest);
+            assert_eq!(
+                rows_by_split(&joined)?,
+                expected,
+                "subtask {subtask}, cut after {after} batches at {:?}",
+                cut.positions
+            );
+        }
+        assert!(cuts > 0, "subtask {subtask} never reached a checkpoint");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn restored_json_and_csv_files_continue_at_the_checkpointed_byte() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| WeirError::io("tempdir", e))?;
+    let json = dir.path().join("json");
+    std::fs::create_dir(&json).map_err(|e| WeirError::io("mkdir", e))?;
+    let files: [(&str, Vec<String>); 3] = [
+        (
+            "a.json",
+            ["{\"id\": 1}", "{\"id\": 2}", "oops", "", "{\"id\": 3}\r"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "b.json",
+            vec!["{\"id\": 10}".to_string(), "{\"id\": 11}".to_string()],
+        ),
+        (
+            "c.json",
+            (20..33).map(|i| format!("{{\"id\": {i}}}")).collect(),
+        ),
+    ];
+    for (name, lines) in files {
+        std::fs::write(json.join(name), lines.join("\n")).map_err(|e| WeirError::io("write", e))?;
+    }
+    let id = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    for parallelism in [1, 2] {
+        let t = table(
+            "t",
+            id.clone(),
+            &[
+                ("connector", "filesystem"),
+                ("path", &path_str(&json)),
+                ("format", "json"),
+                ("batch.size", "2"),
+            ],
+        );
+        check_restores(&t, parallelism).await?;
+    }
+
+    let csv = dir.path().join("t.csv");
+    std::fs::write(
+        &csv,
+        "id,s\n1,a\n2,\"two\nlines\"\nx,bad\n3,c\n4,\"d,e\"\n5,f\n6,g\n7\n8,h\n",
+    )
+    .map_err(|e| WeirError::io("write", e))?;
+    let two = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    for header in ["true", "false"] {
+        let t = table(
+            "t",
+            two.clone(),
+            &[
+                ("connector", "filesystem"),
+                ("path", &path_str(&csv)),
+                ("format", "csv"),
+                ("csv.ignore-first-line", header),
+                ("batch.size", "2"),
+            ],
+        );
+        check_restores(&t, 1).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn restored_parquet_files_skip_the_rows_already_read() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| WeirError::io("tempdir", e))?;
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let file = std::fs::File::create(dir.path().join("t.parquet"))
+        .map_err(|e| WeirError::io("create", e))?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(7))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
+        .map_err(|e| WeirError::Internal(e.to_string()))?;
+    w.write(&RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from_iter_values(0..30))],
+    )?)
+    .map_err(|e| WeirError::Internal(e.to_string()))?;
+    w.close().map_err(|e| WeirError::Internal(e.to_string()))?;
+    let t = table(
+        "t",
+        schema,
+        &[
+            ("connector", "filesystem"),
+            ("path", &path_str(dir.path())),
+            ("format", "parquet"),
+            ("batch.size", "4"),
+        ],
+    );
+    check_restores(&t, 1).await
+}
+
+#[tokio::test]
+async fn bad_checkpointed_file_positions_are_state_errors() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| WeirError::io("tempdir", e))?;
+    let file = dir.path().join("t.json");
+    std::fs::write(&file, "{\"id\": 1}\n").map_err(|e| WeirError::io("write", e))?;
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    let t = table(
+        "t",
+        schema,
+        &[
+            ("connector", "filesystem"),
+            ("path", &path_str(&file)),
+            ("format", "json"),
+        ],
+    );
+    let factory = ConnectorRegistry::with_defaults().source(&t)?;
+    let mut s = factory.create(0, 1)?;
+    let at = |split: &str, position: &str| weir_engine::source::SplitPosition {
+        split: split.into(),
+        position: position.into(),
+    };
+    let e = err_text(s.restore_positions(&[at(&path_str(&file), "12")]));
+    assert!(e.contains("is not <byte offset>:<line>"), "{e}");
+    let e = err_text(s.restore_positions(&[at("/elsewhere.json", "0:0")]));
+    assert!(e.contains("not read by this subtask"), "{e}");
+    Ok(())
 }

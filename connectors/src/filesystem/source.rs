@@ -1,9 +1,16 @@
 //! The filesystem source: one split per file; reading and decoding run on
 //! tokio's blocking pool, a batch at a time.
+//!
+//! Positions (checkpoints): one per file, split the file's path, position
+//! `<byte offset>:<line>` for JSON lines and CSV (where the next record
+//! starts, and the number of lines before it) or the number of rows read
+//! for Parquet. A restored file is reopened and read from there (CSV
+//! without its header line again); a file not in the checkpoint is read
+//! from its start.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -106,6 +113,7 @@ impl SourceFactory for FileSourceFactory {
                 name: p.display().to_string(),
                 reading: None,
                 position: 0,
+                line: 0,
                 done: false,
             })
             .collect();
@@ -135,7 +143,19 @@ struct FileSplit {
     reading: Option<Reading>,
     /// Bytes consumed (rows for Parquet).
     position: u64,
+    /// Lines consumed (JSON lines and CSV).
+    line: u64,
     done: bool,
+}
+
+impl FileSplit {
+    /// The position as stored in a checkpoint (see the module docs).
+    fn checkpoint_position(&self, format: FileFormat) -> String {
+        match format {
+            FileFormat::Parquet => self.position.to_string(),
+            _ => format!("{}:{}", self.position, self.line),
+        }
+    }
 }
 
 /// One subtask of a filesystem source.
@@ -171,9 +191,50 @@ impl Source for FileSource {
             .iter()
             .map(|s| SplitPosition {
                 split: s.name.clone(),
-                position: s.position.to_string(),
+                position: s.checkpoint_position(self.options.format),
             })
             .collect()
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
+        let format = self.options.format;
+        for p in positions {
+            let Some(split) = self.splits.iter_mut().find(|s| s.name == p.split) else {
+                return Err(WeirError::State(format!(
+                    "checkpointed file {} is not read by this subtask (were files removed, \
+                     or the parallelism changed?)",
+                    p.split
+                )));
+            };
+            let bad = || {
+                WeirError::State(format!(
+                    "checkpointed position '{}' of file {} is not {}",
+                    p.position,
+                    p.split,
+                    if format == FileFormat::Parquet {
+                        "a row count"
+                    } else {
+                        "<byte offset>:<line>"
+                    }
+                ))
+            };
+            let (position, line) = match format {
+                FileFormat::Parquet => (p.position.parse().map_err(|_| bad())?, 0),
+                _ => {
+                    let (b, l) = p.position.split_once(':').ok_or_else(bad)?;
+                    (b.parse().map_err(|_| bad())?, l.parse().map_err(|_| bad())?)
+                }
+            };
+            split.position = position;
+            split.line = line;
+            split.reading = None;
+            split.done = false;
+        }
+        Ok(())
     }
 }
 
@@ -187,10 +248,11 @@ impl FileSource {
         let name = split.name.clone();
         let options = self.options.clone();
         let schema = self.schema.clone();
+        let resume = (split.position, split.line);
         let (reading, result) = tokio::task::spawn_blocking(move || {
             let mut reading = match reading {
                 Some(r) => r,
-                None => match Reading::open(&path, &name, &options, schema) {
+                None => match Reading::open(&path, &name, &options, schema, resume) {
                     Ok(r) => r,
                     Err(e) => return (None, Err(e)),
                 },
@@ -202,6 +264,7 @@ impl FileSource {
         .map_err(|e| WeirError::Internal(format!("file reader task failed: {e}")))?;
         let step = result?;
         split.position = step.position;
+        split.line = step.line;
         for (line, reason) in step.malformed {
             ctx.report_malformed(MalformedRecord {
                 location: format!("{}:{line}", split.name),
@@ -213,10 +276,13 @@ impl FileSource {
         } else {
             split.reading = reading;
         }
-        if let Some(batch) = step.batch {
-            ctx.emit(local, batch).await?;
-        }
-        Ok(())
+        let position = split.checkpoint_position(self.options.format);
+        // An empty batch still moves the checkpointed position (past
+        // malformed records, or to the end of the file).
+        let batch = step
+            .batch
+            .unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone()));
+        ctx.emit_at(local, batch, position).await
     }
 }
 
@@ -227,6 +293,7 @@ struct Step {
     malformed: Vec<(u64, String)>,
     eof: bool,
     position: u64,
+    line: u64,
 }
 
 enum Reader {
@@ -260,25 +327,42 @@ fn io_err<'a>(name: &'a str, what: &'static str) -> impl Fn(std::io::Error) -> W
 }
 
 impl Reading {
+    /// Opens `path` at `(position, line)` (`(0, 0)`: its start; else a
+    /// position of a previous reading of the file).
     fn open(
         path: &Path,
         name: &str,
         options: &FilesystemOptions,
         schema: SchemaRef,
+        (position, line): (u64, u64),
     ) -> Result<Self> {
-        let file = File::open(path).map_err(io_err(name, "opening"))?;
+        let mut file = File::open(path).map_err(io_err(name, "opening"))?;
         let reader = match options.format {
-            FileFormat::Json => Reader::Lines {
-                reader: BufReader::with_capacity(1 << 16, file),
-                buf: Vec::new(),
-                decoder: JsonDecoder::new(schema, options.json.clone(), options.batch_size)?,
-            },
+            FileFormat::Json => {
+                if position > 0 {
+                    file.seek(SeekFrom::Start(position))
+                        .map_err(io_err(name, "seeking in"))?;
+                }
+                Reader::Lines {
+                    reader: BufReader::with_capacity(1 << 16, file),
+                    buf: Vec::new(),
+                    decoder: JsonDecoder::new(schema, options.json.clone(), options.batch_size)?,
+                }
+            }
             FileFormat::Csv => {
                 let decoder = CsvDecoder::new(schema, options.csv.clone(), options.batch_size)?;
                 let mut builder = decoder.reader_builder();
                 builder.has_headers(options.csv.ignore_first_line);
+                let mut reader = builder.from_reader(file);
+                if position > 0 {
+                    let mut at = ::csv::Position::new();
+                    at.set_byte(position).set_line(line + 1);
+                    reader
+                        .seek(at)
+                        .map_err(|e| WeirError::Source(format!("seeking in {name}: {e}")))?;
+                }
                 Reader::Csv {
-                    reader: builder.from_reader(file),
+                    reader,
                     record: ::csv::ByteRecord::new(),
                     decoder,
                 }
@@ -305,6 +389,7 @@ impl Reading {
                 let reader = builder
                     .with_projection(mask)
                     .with_batch_size(options.batch_size)
+                    .with_offset(usize::try_from(position).unwrap_or(usize::MAX))
                     .build()
                     .map_err(|e| WeirError::Source(format!("{name}: {e}")))?;
                 Reader::Parquet {
@@ -316,8 +401,8 @@ impl Reading {
         };
         Ok(Self {
             reader,
-            line: 0,
-            position: 0,
+            line,
+            position,
         })
     }
 
@@ -406,6 +491,7 @@ impl Reading {
                     }
                 }
                 self.position = reader.position().byte();
+                self.line = reader.position().line().saturating_sub(1);
                 decoder.flush()?
             }
             Reader::Parquet {
@@ -451,6 +537,7 @@ impl Reading {
             malformed,
             eof,
             position: self.position,
+            line: self.line,
         })
     }
 }

@@ -131,6 +131,9 @@ pub fn err_text<T>(r: Result<T>) -> String {
     }
 }
 
+/// Where a barrier came: batches emitted before it, and its positions.
+type BarrierAt = Arc<Mutex<Option<(usize, Vec<SplitPosition>)>>>;
+
 /// A source output that keeps every batch, asks for checkpoint 1 after
 /// `trigger_after` batches, records the positions of its barrier and
 /// cancels the source there.
@@ -138,7 +141,7 @@ struct CollectUntilBarrier {
     batches: Emitted,
     trigger_after: usize,
     trigger: tokio::sync::watch::Sender<u64>,
-    barrier: Arc<Mutex<Option<(usize, Vec<SplitPosition>)>>>,
+    barrier: BarrierAt,
     cancel: Arc<AtomicBool>,
 }
 
@@ -209,7 +212,7 @@ pub async fn run_until_checkpoint(
         source.restore_positions(p)?;
     }
     let batches: Emitted = Arc::default();
-    let barrier = Arc::new(Mutex::new(None));
+    let barrier: BarrierAt = Arc::default();
     let cancelled = Arc::new(AtomicBool::new(false));
     let (trigger, rx) = tokio::sync::watch::channel(0u64);
     let output = CollectUntilBarrier {
