@@ -30,6 +30,16 @@ pub struct BenchArgs {
     /// Seconds of the latency run.
     #[arg(long, default_value_t = 10.0)]
     pub latency_seconds: f64,
+    /// Instead of the queries: the throughput cost of checkpointing (a
+    /// windowed query with checkpoints off, every 10 s, every 1 s).
+    #[arg(long)]
+    pub checkpoints: bool,
+    /// Seconds of each run of `--checkpoints`.
+    #[arg(long, default_value_t = 30.0)]
+    pub run_seconds: f64,
+    /// Rounds of `--checkpoints` (each runs every configuration once).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
 }
 
 /// The figures of one query.
@@ -196,6 +206,9 @@ async fn run_once(
 /// Runs the benchmark and prints a table. Must be called on a runtime with
 /// one worker thread for per-core figures (the `weir bench` command does).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.checkpoints {
+        return crate::checkpoints::run(args.run_seconds, args.rounds).await;
+    }
     eprintln!("generating {} Nexmark events ...", args.events);
     let (batches, gen_rate) = generate(args.events).await?;
     let batches = Arc::new(batches);

@@ -18,6 +18,7 @@
 //!
 //! Latencies go into an hdrhistogram; p50/p99 are reported.
 
+mod checkpoints;
 mod harness;
 mod replay;
 
