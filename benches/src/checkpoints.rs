@@ -44,8 +44,10 @@ struct Measured {
     rows: u64,
     seconds: f64,
     checkpoints: u64,
-    last_size_bytes: u64,
-    last_duration_ms: u64,
+    /// Largest state size and longest duration of the checkpoints seen
+    /// while running (sampled every 200 ms).
+    max_size_bytes: u64,
+    max_duration_ms: u64,
 }
 
 impl Measured {
@@ -77,12 +79,19 @@ async fn run_once(interval: Option<Duration>, seconds: f64) -> anyhow::Result<Me
     let cancel = job.cancel_handle();
     let start = Instant::now();
     let handle = tokio::spawn(job.run());
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    let stats = metrics.checkpoint_stats();
+    let (mut max_size_bytes, mut max_duration_ms) = (0, 0);
+    let end = start + Duration::from_secs_f64(seconds);
+    while Instant::now() < end {
+        tokio::time::sleep((end - Instant::now()).min(Duration::from_millis(200))).await;
+        let s = stats.lock().clone();
+        max_size_bytes = max_size_bytes.max(s.last_size_bytes);
+        max_duration_ms = max_duration_ms.max(s.last_duration_ms);
+    }
     let rows = metrics.totals().source_rows;
     let elapsed = start.elapsed().as_secs_f64();
     cancel.cancel();
     handle.await??;
-    let stats = metrics.checkpoint_stats();
     let stats = stats.lock().clone();
     if let Some(d) = &dir {
         let _ = std::fs::remove_dir_all(d);
@@ -90,10 +99,18 @@ async fn run_once(interval: Option<Duration>, seconds: f64) -> anyhow::Result<Me
     Ok(Measured {
         rows,
         seconds: elapsed,
-        checkpoints: stats.completed,
-        last_size_bytes: stats.last_size_bytes,
-        last_duration_ms: stats.last_duration_ms,
+        // The last one is the final checkpoint of the cancelled job.
+        checkpoints: stats.completed.saturating_sub(1),
+        max_size_bytes,
+        max_duration_ms,
     })
+}
+
+fn interval_of(name: &str, configs: &[(&str, Option<Duration>)]) -> Option<Duration> {
+    configs
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, i)| *i)
 }
 
 /// Runs the checkpoint benchmark: `rounds` rounds of `seconds` per
@@ -109,14 +126,14 @@ pub async fn run(seconds: f64, rounds: usize) -> anyhow::Result<()> {
         for (i, (name, interval)) in configs.iter().enumerate() {
             let m = run_once(*interval, seconds).await?;
             eprintln!(
-                "round {} checkpoints {name}: {} rows in {:.1}s = {:.0} rows/s, {} checkpoints (last {} bytes, {} ms)",
+                "round {} checkpoints {name}: {} rows in {:.1}s = {:.0} rows/s, {} checkpoints (largest {} bytes, longest {} ms)",
                 round + 1,
                 m.rows,
                 m.seconds,
                 m.rate(),
                 m.checkpoints,
-                m.last_size_bytes,
-                m.last_duration_ms
+                m.max_size_bytes,
+                m.max_duration_ms
             );
             results[i].push(m);
         }
@@ -128,21 +145,25 @@ pub async fn run(seconds: f64, rounds: usize) -> anyhow::Result<()> {
          parallelism 1, one core, {seconds} s per run, {} round(s)",
         rounds.max(1)
     );
-    println!("| checkpoints | events/s (mean) | per round | checkpoints per run | last state size | overhead |");
-    println!("|---|---:|---|---:|---:|---:|");
+    println!("| checkpoints | events/s (mean) | per round | checkpoints per run | largest state | longest checkpoint | overhead |");
+    println!("|---|---:|---|---:|---:|---:|---:|");
     for ((name, _), ms) in configs.iter().zip(&results) {
         let rate = mean(ms);
         let per_round: Vec<String> = ms.iter().map(|m| format!("{:.0}", m.rate())).collect();
         let cks = ms.iter().map(|m| m.checkpoints).sum::<u64>() as f64 / ms.len() as f64;
-        let size = ms.last().map_or(0, |m| m.last_size_bytes);
+        let size = ms.iter().map(|m| m.max_size_bytes).max().unwrap_or(0);
+        let longest = ms.iter().map(|m| m.max_duration_ms).max().unwrap_or(0);
+        let (size, longest) = if interval_of(name, &configs).is_some() {
+            (
+                format!("{:.0} KiB", size as f64 / 1024.0),
+                format!("{longest} ms"),
+            )
+        } else {
+            ("–".into(), "–".into())
+        };
         println!(
-            "| {name} | {rate:.0} | {} | {cks:.1} | {} | {:+.1}% |",
+            "| {name} | {rate:.0} | {} | {cks:.1} | {size} | {longest} | {:+.1}% |",
             per_round.join(", "),
-            if size > 0 {
-                format!("{:.1} MB", size as f64 / 1e6)
-            } else {
-                "–".into()
-            },
             (1.0 - rate / base) * 100.0
         );
     }

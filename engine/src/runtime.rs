@@ -238,6 +238,10 @@ impl Job {
             }
         };
         let restored = self.restored.as_ref();
+        // Source subtasks start only once every one of them is created and
+        // restored: subtasks of one source may share state (Kinesis's shard
+        // coordinator) that all restored positions must reach first.
+        let mut sources = Vec::new();
         let chain_of = |node: usize| chains.iter().position(|c| c.nodes.contains(&node));
 
         // One receiver per subtask of every chain that starts with an
@@ -444,7 +448,7 @@ impl Job {
                         }
                         let name = node.name.clone();
                         let events = ckpt.as_ref().map(|h| h.events.clone());
-                        tasks.spawn(run_source_task(source, ctx, name, events));
+                        sources.push(run_source_task(source, ctx, name, events));
                     }
                     _ => {
                         let (_, rx, inputs) = receivers[ci][subtask]
@@ -458,6 +462,9 @@ impl Job {
                     }
                 }
             }
+        }
+        for source in sources {
+            tasks.spawn(source);
         }
         // Drop the original senders so receivers see the end when producers
         // finish, and the coordinator's handle so it ends with the tasks.

@@ -145,6 +145,18 @@ impl SourceContext {
         self.maybe_inject_barrier().await
     }
 
+    /// Replaces the positions of the source as a whole, for sources whose
+    /// positions are not one per local split (Kinesis reads shards that
+    /// come and go through a fixed set of splits); a checkpoint barrier may
+    /// be injected right after. Call it after emitting the batches the
+    /// positions include.
+    pub async fn report_positions(&mut self, positions: Vec<SplitPosition>) -> Result<()> {
+        if let Some(c) = self.checkpoint.as_mut() {
+            c.positions = positions;
+        }
+        self.maybe_inject_barrier().await
+    }
+
     async fn maybe_inject_barrier(&mut self) -> Result<()> {
         let Some(c) = self.checkpoint.as_mut() else {
             return Ok(());
@@ -245,7 +257,8 @@ pub trait Source: Send {
     }
 
     /// True if the source can take part in checkpoints: it reports exact
-    /// positions through [`SourceContext::emit_at`] and resumes from them
+    /// positions through [`SourceContext::emit_at`] (or
+    /// [`SourceContext::report_positions`]) and resumes from them
     /// in [`Source::restore_positions`]. Default: false (the runtime then
     /// refuses to run the job with checkpoints).
     fn supports_checkpoints(&self) -> bool {
@@ -253,7 +266,8 @@ pub trait Source: Send {
     }
 
     /// Moves the source to positions stored by a checkpoint (called once,
-    /// before [`Source::run`]). Default: an error.
+    /// before [`Source::run`]; the runtime restores every subtask of a
+    /// source before any of them runs). Default: an error.
     fn restore_positions(&mut self, _positions: &[SplitPosition]) -> Result<()> {
         Err(crate::WeirError::State(
             "this source cannot resume from checkpointed positions".into(),

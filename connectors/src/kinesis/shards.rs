@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use weir_engine::{Result, WeirError};
 
-use super::client::{ApiError, ApiWrapper, KinesisApi, ShardDescription};
+use super::client::{ApiError, ApiWrapper, IteratorStart, KinesisApi, ShardDescription};
 use super::options::{AwsOptions, Backoff, InitialPosition};
 
 /// Lanes a subtask gets per shard it owns when it starts: one split of each
@@ -58,6 +58,18 @@ pub enum ShardStart {
     TrimHorizon,
     /// Not read: closed before a `LATEST` start.
     Skip,
+}
+
+/// Where a checkpoint left a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoredShard {
+    /// Finished: read to its end (with the sequence number of its last
+    /// record, if it had any), or not to be read (closed before a `LATEST`
+    /// start). It stays finished; its children are readable.
+    Finished(Option<String>),
+    /// Being read: a new iterator starts here (`AfterSequenceNumber` of the
+    /// last record read, or the start not used yet).
+    From(IteratorStart),
 }
 
 /// A shard known to the coordinator.
@@ -85,6 +97,8 @@ struct CoordinatorState {
     finished: HashMap<String, Option<String>>,
     /// When shards were last listed.
     last_listed: Option<Instant>,
+    /// Shards as a restored checkpoint left them (`None`: not resumed).
+    restored: Option<HashMap<String, RestoredShard>>,
 }
 
 /// Shared by the subtasks of one Kinesis source: shard listing, owners,
@@ -163,6 +177,65 @@ impl ShardCoordinator {
         Ok(())
     }
 
+    /// Resumes from a checkpoint: `shards` are the positions `subtask`
+    /// stored. Called for every subtask that stored positions before any
+    /// subtask runs. A resumed source reads every shard the checkpoint
+    /// does not know (created after it) from its first record, skipping
+    /// none; finished shards stay finished; a restored shard keeps the
+    /// subtask that read it (when that subtask has lanes), and shards the
+    /// checkpoint does not know follow the owner of their parent.
+    pub fn restore(&self, subtask: usize, shards: Vec<(String, RestoredShard)>) -> Result<()> {
+        let mut st = self.lock()?;
+        let st = &mut *st;
+        if st.restored.is_none() {
+            for a in st.shards.values_mut() {
+                a.start = ShardStart::TrimHorizon;
+            }
+            st.finished.clear();
+            st.restored = Some(HashMap::new());
+        }
+        let has_lanes = st.lanes.get(subtask).copied().unwrap_or(0) > 0;
+        let restored = st.restored.get_or_insert_with(HashMap::new);
+        for (id, r) in shards {
+            if let RestoredShard::Finished(last) = &r {
+                st.finished.insert(id.clone(), last.clone());
+            }
+            if has_lanes {
+                if let Some(a) = st.shards.get_mut(&id) {
+                    a.owner = subtask;
+                }
+            }
+            restored.insert(id, r);
+        }
+        // Parents have smaller shard ids than their children.
+        let ids: Vec<String> = st.shards.keys().cloned().collect();
+        for id in ids {
+            if restored.contains_key(&id) {
+                continue;
+            }
+            let parent_owner = st.shards.get(&id).and_then(|a| {
+                a.shard
+                    .parents()
+                    .find_map(|p| st.shards.get(p))
+                    .map(|p| p.owner)
+            });
+            if let (Some(o), Some(a)) = (parent_owner, st.shards.get_mut(&id)) {
+                a.owner = o;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the restored checkpoint left `shard_id` (`None`: not resumed,
+    /// or a shard the checkpoint does not know).
+    pub fn restored(&self, shard_id: &str) -> Result<Option<RestoredShard>> {
+        Ok(self
+            .lock()?
+            .restored
+            .as_ref()
+            .and_then(|r| r.get(shard_id).cloned()))
+    }
+
     /// The number of lanes (split indices) of `subtask`.
     pub fn lanes(&self, subtask: usize) -> Result<usize> {
         Ok(self.lock()?.lanes.get(subtask).copied().unwrap_or(0))
@@ -175,6 +248,19 @@ impl ShardCoordinator {
             .shards
             .values()
             .filter(|a| a.owner == subtask && a.start != ShardStart::Skip)
+            .cloned()
+            .collect())
+    }
+
+    /// The shards `subtask` answers for in checkpoints, in shard id order:
+    /// those it reads and the skipped ones it owns (they are stored as
+    /// finished, so that a resumed job does not read them).
+    pub fn accountable(&self, subtask: usize) -> Result<Vec<ShardAssignment>> {
+        Ok(self
+            .lock()?
+            .shards
+            .values()
+            .filter(|a| a.owner == subtask)
             .cloned()
             .collect())
     }

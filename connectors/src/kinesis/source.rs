@@ -23,7 +23,17 @@
 //! `<stream>/<shardId>`, position the sequence number of the last record
 //! read (exact text), `SHARD_END:<seq>` (or `SHARD_END`) once finished, or
 //! the start (`TRIM_HORIZON`, `LATEST`, `AT_TIMESTAMP:<ms>`) before the
-//! first record.
+//! first record. Shards closed before a `LATEST` start (never read) are
+//! `SHARD_END` too. They reach checkpoints through
+//! [`SourceContext::report_positions`] after each page.
+//!
+//! Restore (`restore_positions`): every subtask hands its positions to the
+//! shared coordinator before any subtask runs (see
+//! [`ShardCoordinator::restore`]); a shard then resumes
+//! `AFTER_SEQUENCE_NUMBER` of its last record read (or at the start it had
+//! not used), a finished shard stays finished (its children are readable
+//! as soon as all their parents are), and a shard the checkpoint does not
+//! know (created after it) is read from `TRIM_HORIZON`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,7 +52,7 @@ use super::client::{
 use super::decode::PageDecoder;
 use super::options::{Backoff, InitialPosition, KinesisSourceOptions};
 use super::sequence::SequenceNumber;
-use super::shards::{list_with_retries, Lanes, ShardCoordinator, ShardStart};
+use super::shards::{list_with_retries, Lanes, RestoredShard, ShardCoordinator, ShardStart};
 use super::sink::RecordWriter;
 use crate::format::OnError;
 use crate::TableDescriptor;
@@ -293,6 +303,7 @@ impl Source for KinesisSource {
             )
         });
         self.sync_owned()?;
+        ctx.report_positions(self.positions()).await?;
         let interval = self.options.discovery_interval;
         let mut next_discovery = Instant::now() + interval;
         let mut in_flight = FuturesUnordered::new();
@@ -313,6 +324,7 @@ impl Source for KinesisSource {
                 self.discover_now = false;
                 next_discovery = Instant::now() + interval;
                 self.sync_owned()?;
+                ctx.report_positions(self.positions()).await?;
             }
             self.activate()?;
             let now = Instant::now();
@@ -356,6 +368,7 @@ impl Source for KinesisSource {
             tokio::select! {
                 Some((i, fetched)) = in_flight.next() => {
                     self.handle(i, fetched, ctx, dead_letter.as_ref()).await?;
+                    ctx.report_positions(self.positions()).await?;
                 }
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
                     ctx.tick().await?;
@@ -373,6 +386,53 @@ impl Source for KinesisSource {
             })
             .collect()
     }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
+        let prefix = format!("{}/", self.options.stream);
+        let mut shards = Vec::with_capacity(positions.len());
+        for p in positions {
+            let Some(id) = p.split.strip_prefix(&prefix) else {
+                return Err(WeirError::State(format!(
+                    "checkpointed split {} is not a shard of stream '{}' (was the stream changed?)",
+                    p.split, self.options.stream
+                )));
+            };
+            let restored = parse_position(&p.position).map_err(|m| {
+                WeirError::State(format!(
+                    "checkpointed position '{}' of shard {}: {m}",
+                    p.position, p.split
+                ))
+            })?;
+            shards.push((id.to_string(), restored));
+        }
+        self.coordinator.restore(self.subtask, shards)
+    }
+}
+
+/// Reads a position written by [`ShardReader::position`].
+fn parse_position(text: &str) -> std::result::Result<RestoredShard, String> {
+    let seq = |s: &str| SequenceNumber::parse(s).map(|n| n.to_string());
+    Ok(match text {
+        "SHARD_END" => RestoredShard::Finished(None),
+        "TRIM_HORIZON" => RestoredShard::From(IteratorStart::TrimHorizon),
+        "LATEST" => RestoredShard::From(IteratorStart::Latest),
+        _ => {
+            if let Some(s) = text.strip_prefix("SHARD_END:") {
+                RestoredShard::Finished(Some(seq(s)?))
+            } else if let Some(ms) = text.strip_prefix("AT_TIMESTAMP:") {
+                let ms = ms
+                    .parse()
+                    .map_err(|_| format!("'{ms}' is not epoch milliseconds"))?;
+                RestoredShard::From(IteratorStart::AtTimestamp(ms))
+            } else {
+                RestoredShard::From(IteratorStart::AfterSequenceNumber(seq(text)?))
+            }
+        }
+    })
 }
 
 /// Polls one shard: a new iterator when needed, then one GetRecords.
@@ -418,20 +478,45 @@ async fn fetch(
 impl KinesisSource {
     /// Adds the shards the coordinator assigned to this subtask.
     fn sync_owned(&mut self) -> Result<()> {
-        for a in self.coordinator.owned(self.subtask)? {
+        for a in self.coordinator.accountable(self.subtask)? {
             if self.index.contains_key(&a.shard.shard_id) {
                 continue;
             }
-            let start = match a.start {
-                ShardStart::Initial(InitialPosition::TrimHorizon) | ShardStart::TrimHorizon => {
+            let mut state = ReaderState::Waiting;
+            let mut last = None;
+            let start = match self.coordinator.restored(&a.shard.shard_id)? {
+                Some(RestoredShard::Finished(l)) => {
+                    state = ReaderState::Done { closed: true };
+                    last = l;
                     IteratorStart::TrimHorizon
                 }
-                ShardStart::Initial(InitialPosition::Latest) => IteratorStart::Latest,
-                ShardStart::Initial(InitialPosition::AtTimestamp(ms)) => {
-                    IteratorStart::AtTimestamp(ms)
+                Some(RestoredShard::From(start)) => {
+                    if let IteratorStart::AfterSequenceNumber(s) = &start {
+                        last = Some(s.clone());
+                    }
+                    start
                 }
-                ShardStart::Skip => continue,
+                None => match a.start {
+                    ShardStart::Initial(InitialPosition::TrimHorizon) | ShardStart::TrimHorizon => {
+                        IteratorStart::TrimHorizon
+                    }
+                    ShardStart::Initial(InitialPosition::Latest) => IteratorStart::Latest,
+                    ShardStart::Initial(InitialPosition::AtTimestamp(ms)) => {
+                        IteratorStart::AtTimestamp(ms)
+                    }
+                    // Never read; stored as finished in checkpoints.
+                    ShardStart::Skip => {
+                        state = ReaderState::Done { closed: true };
+                        IteratorStart::TrimHorizon
+                    }
+                },
             };
+            let last = last
+                .map(|s| SequenceNumber::parse(&s))
+                .transpose()
+                .map_err(|m| {
+                    WeirError::Internal(format!("kinesis shard {}: restored {m}", a.shard.shard_id))
+                })?;
             let id = a.shard.shard_id.clone();
             tracing::debug!(subtask = self.subtask, shard = %id, "kinesis shard assigned");
             self.index.insert(id.clone(), self.shards.len());
@@ -440,9 +525,9 @@ impl KinesisSource {
                 parents: a.shard.parents().map(str::to_string).collect(),
                 id,
                 start,
-                state: ReaderState::Waiting,
+                state,
                 iterator: None,
-                last: None,
+                last,
                 failures: 0,
                 next_poll: Instant::now(),
                 in_flight: false,

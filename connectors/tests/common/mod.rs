@@ -134,12 +134,30 @@ pub fn err_text<T>(r: Result<T>) -> String {
 /// Where a barrier came: batches emitted before it, and its positions.
 type BarrierAt = Arc<Mutex<Option<(usize, Vec<SplitPosition>)>>>;
 
+/// When a test asks for a checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub enum TriggerAfter {
+    /// Once this many batches were emitted.
+    Batches(usize),
+    /// Once this many rows were emitted.
+    Rows(usize),
+}
+
+impl TriggerAfter {
+    fn reached(self, batches: &[(usize, RecordBatch)]) -> bool {
+        match self {
+            TriggerAfter::Batches(n) => batches.len() >= n,
+            TriggerAfter::Rows(n) => batches.iter().map(|(_, b)| b.num_rows()).sum::<usize>() >= n,
+        }
+    }
+}
+
 /// A source output that keeps every batch, asks for checkpoint 1 after
-/// `trigger_after` batches, records the positions of its barrier and
-/// cancels the source there.
+/// `trigger_after`, records the positions of its barrier and cancels the
+/// source there.
 struct CollectUntilBarrier {
     batches: Emitted,
-    trigger_after: usize,
+    trigger_after: TriggerAfter,
     trigger: tokio::sync::watch::Sender<u64>,
     barrier: BarrierAt,
     cancel: Arc<AtomicBool>,
@@ -153,19 +171,20 @@ impl SourceOutput for CollectUntilBarrier {
             .lock()
             .map_err(|_| WeirError::Internal("poisoned".into()))?;
         b.push((split, batch));
-        if b.len() == self.trigger_after {
+        if self.trigger_after.reached(&b) {
             self.trigger.send_replace(1);
         }
         Ok(())
     }
 
     async fn tick(&mut self) -> Result<()> {
-        let n = self
-            .batches
-            .lock()
-            .map_err(|_| WeirError::Internal("poisoned".into()))?
-            .len();
-        if n >= self.trigger_after {
+        let reached = self.trigger_after.reached(
+            &self
+                .batches
+                .lock()
+                .map_err(|_| WeirError::Internal("poisoned".into()))?,
+        );
+        if reached {
             self.trigger.send_replace(1);
         }
         Ok(())
@@ -206,6 +225,24 @@ pub async fn run_until_checkpoint(
     parallelism: usize,
     restore: Option<&[SplitPosition]>,
     trigger_after: usize,
+) -> Result<Option<Interrupted>> {
+    run_until(
+        factory,
+        subtask,
+        parallelism,
+        restore,
+        TriggerAfter::Batches(trigger_after),
+    )
+    .await
+}
+
+/// [`run_until_checkpoint`] with any trigger.
+pub async fn run_until(
+    factory: &dyn SourceFactory,
+    subtask: usize,
+    parallelism: usize,
+    restore: Option<&[SplitPosition]>,
+    trigger_after: TriggerAfter,
 ) -> Result<Option<Interrupted>> {
     let mut source = factory.create(subtask, parallelism)?;
     if let Some(p) = restore {

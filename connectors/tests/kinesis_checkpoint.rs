@@ -1,0 +1,171 @@
+//! The Kinesis source resumed from a checkpoint, against kinesis-local
+//! (kinesis-mock, which has `UpdateShardCount`): a checkpoint taken after a
+//! reshard (parent finished, children being read), a restore after a second
+//! reshard; every record exactly once, in order per key.
+
+mod common;
+mod kinesis_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::record_batch::RecordBatch;
+use aws_sdk_kinesis::types::ScalingType;
+use common::{err_text, run_restored, run_until, TriggerAfter};
+use kinesis_support::{
+    client, create_stream, emulator, options, put, unique_stream, wait_active, Kind,
+};
+use weir_connectors::kinesis::KinesisConnector;
+use weir_connectors::TableDescriptor;
+use weir_engine::source::{SourceFactory, SplitPosition};
+use weir_engine::{Result, WeirError};
+
+fn events(keys: usize, from: usize, to: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for i in from..to {
+        for k in 0..keys {
+            out.push((format!("key-{k}"), format!(r#"{{"k":"key-{k}","n":{i}}}"#)));
+        }
+    }
+    out
+}
+
+async fn update_shard_count(c: &aws_sdk_kinesis::Client, stream: &str, n: i32) -> Result<()> {
+    c.update_shard_count()
+        .stream_name(stream)
+        .target_shard_count(n)
+        .scaling_type(ScalingType::UniformScaling)
+        .send()
+        .await
+        .map_err(|e| WeirError::external("UpdateShardCount", e))?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_active(c, stream).await
+}
+
+fn records(batches: &[(usize, RecordBatch)]) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for (_, b) in batches {
+        let (k, n) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_primitive::<Int64Type>(),
+        );
+        for r in 0..b.num_rows() {
+            out.push((k.value(r).to_string(), n.value(r)));
+        }
+    }
+    out
+}
+
+fn factory(endpoint: &str, stream: &str) -> Result<Arc<dyn SourceFactory>> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    let table = TableDescriptor::new(
+        "t",
+        schema,
+        options(
+            endpoint,
+            stream,
+            &[
+                ("format", "json"),
+                ("scan.bounded", "true"),
+                ("scan.shard.getrecords.intervalmillis", "20"),
+                ("scan.shard.discovery.intervalmillis", "60000"),
+            ],
+        ),
+    );
+    Ok(Arc::new(KinesisConnector::source_factory(&table)?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_after_reshards_every_record_exactly_once() -> Result<()> {
+    let Some(emu) = emulator(Kind::KinesisLocal) else {
+        return Ok(());
+    };
+    let c = client(&emu.endpoint).await?;
+    let stream = unique_stream("ckpt");
+    create_stream(&c, &stream, 1).await?;
+    let keys = 8;
+    // Shard 0 gets 0..5, then splits into two children that get 5..10.
+    put(&c, &stream, &events(keys, 0, 5)).await?;
+    update_shard_count(&c, &stream, 2).await?;
+    put(&c, &stream, &events(keys, 5, 10)).await?;
+
+    // A checkpoint once some child records were read: children are read
+    // only after their parent finished.
+    let first = factory(&emu.endpoint, &stream)?;
+    let Some(cut) = run_until(first.as_ref(), 0, 1, None, TriggerAfter::Rows(keys * 5 + 3)).await?
+    else {
+        return Err(WeirError::Internal(
+            "the source ended before a checkpoint".into(),
+        ));
+    };
+    let parent = cut
+        .positions
+        .iter()
+        .find(|p| p.split.ends_with("shardId-000000000000"))
+        .ok_or_else(|| WeirError::Internal(format!("no parent in {:?}", cut.positions)))?;
+    assert!(
+        parent.position.starts_with("SHARD_END:"),
+        "{:?}",
+        cut.positions
+    );
+    assert_eq!(cut.positions.len(), 3, "{:?}", cut.positions);
+    let before = records(&cut.batches);
+    assert!(
+        before.len() > keys * 5 && before.len() < keys * 10,
+        "{}",
+        before.len()
+    );
+
+    // The children merge into one; more records.
+    update_shard_count(&c, &stream, 1).await?;
+    put(&c, &stream, &events(keys, 10, 15)).await?;
+
+    // A new source (a new coordinator: a restarted process) from the cut.
+    let second = factory(&emu.endpoint, &stream)?;
+    let rest = tokio::time::timeout(
+        Duration::from_secs(90),
+        run_restored(second.as_ref(), 0, 1, &cut.positions),
+    )
+    .await
+    .map_err(|_| WeirError::Internal("the restored source did not end".into()))??;
+    let mut all = before;
+    all.extend(records(&rest));
+    assert_eq!(all.len(), keys * 15, "every record exactly once");
+    let mut next: HashMap<&str, i64> = HashMap::new();
+    for (k, n) in &all {
+        let want = next.entry(k.as_str()).or_insert(0);
+        assert_eq!(*n, *want, "key {k} out of order or repeated");
+        *want += 1;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_checkpointed_shard_positions_are_state_errors() -> Result<()> {
+    let Some(emu) = emulator(Kind::KinesisLocal) else {
+        return Ok(());
+    };
+    let c = client(&emu.endpoint).await?;
+    let stream = unique_stream("ckptbad");
+    create_stream(&c, &stream, 1).await?;
+    let f = factory(&emu.endpoint, &stream)?;
+    let mut s = f.create(0, 1)?;
+    let at = |split: String, position: &str| SplitPosition {
+        split,
+        position: position.into(),
+    };
+    let e = err_text(s.restore_positions(&[at("other/shardId-000000000000".into(), "1")]));
+    assert!(e.contains("is not a shard of stream"), "{e}");
+    let e = err_text(s.restore_positions(&[at(
+        format!("{stream}/shardId-000000000000"),
+        "AT_TIMESTAMP:soon",
+    )]));
+    assert!(e.contains("is not epoch milliseconds"), "{e}");
+    Ok(())
+}
