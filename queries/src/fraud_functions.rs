@@ -126,10 +126,7 @@ impl<'a> Args<'a> {
                 "argument {} ({what}) must be DESCRIPTOR(...), found {other:?}",
                 self.pos + 2
             ))),
-            None => Err(self.error(format!(
-                "argument {} ({what}) is missing",
-                self.pos + 2
-            ))),
+            None => Err(self.error(format!("argument {} ({what}) is missing", self.pos + 2))),
         }
     }
 
@@ -537,7 +534,10 @@ impl ScalarUDFImpl for HaversineKmFunc {
     fn return_type(&self, _arg_types: &[DataType]) -> datafusion_common::Result<DataType> {
         Ok(DataType::Float64)
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion_common::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion_common::Result<ColumnarValue> {
         let scalar = args
             .args
             .iter()
@@ -623,7 +623,8 @@ mod tests {
             ]
         );
         assert!(
-            plan.description.contains("more than 3 rows or a total amount above 100.5")
+            plan.description
+                .contains("more than 3 rows or a total amount above 100.5")
                 && plan.description.contains("30000 ms, every row"),
             "{}",
             plan.description
@@ -642,7 +643,10 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.contains("time column 'amount' must be a TIMESTAMP"), "{e}");
+        assert!(
+            e.contains("time column 'amount' must be a TIMESTAMP"),
+            "{e}"
+        );
     }
 
     #[test]
