@@ -30,6 +30,20 @@ pub struct BenchArgs {
     /// Seconds of the latency run.
     #[arg(long, default_value_t = 10.0)]
     pub latency_seconds: f64,
+    /// Run the fraud rules (queries/examples/fraud) on the transactions
+    /// generator instead of the Nexmark queries.
+    #[arg(long)]
+    pub fraud: bool,
+    /// Fraud rules to run (with --fraud).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "velocity,amount_spike,impossible_travel,small_then_large,device_sharing"
+    )]
+    pub rules: Vec<String>,
+    /// Transaction slots to generate (with --fraud).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub transactions: u64,
 }
 
 /// The figures of one query.
@@ -157,6 +171,7 @@ async fn run_once(
     });
     let mut registry = ConnectorRegistry::with_defaults();
     registry.register(Arc::new(ReplayConnector {
+        name: "nexmark",
         batches: batches.clone(),
         rate,
         log: log.clone(),
@@ -196,6 +211,9 @@ async fn run_once(
 /// Runs the benchmark and prints a table. Must be called on a runtime with
 /// one worker thread for per-core figures (the `weir bench` command does).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.fraud {
+        return crate::fraud::run(&args).await;
+    }
     eprintln!("generating {} Nexmark events ...", args.events);
     let (batches, gen_rate) = generate(args.events).await?;
     let batches = Arc::new(batches);

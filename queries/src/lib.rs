@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod collect;
+pub mod fraud_functions;
 pub mod functions;
 pub mod lower;
 mod match_plan;

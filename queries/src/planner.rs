@@ -42,13 +42,15 @@ pub struct PlanOptions {
 }
 
 impl PlanOptions {
-    /// Parallelism 1, the default connectors, bare SELECTs printed.
+    /// Parallelism 1, the default connectors, bare SELECTs printed, the
+    /// built-in table functions (the fraud rules of
+    /// [`fraud_functions`](crate::fraud_functions)).
     pub fn new() -> Self {
         Self {
             parallelism: 1,
             registry: Arc::new(ConnectorRegistry::with_defaults()),
             select_sink: None,
-            table_functions: TableFunctionRegistry::new(),
+            table_functions: crate::fraud_functions::builtin_table_functions(),
             scalar_functions: Vec::new(),
             aggregate_functions: Vec::new(),
         }
