@@ -301,16 +301,17 @@ fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf], options: &PlanOption
                 t.line
             )));
         }
-        if let TvfKind::Sequence { gaps, .. } = t.kind {
-            let name = if gaps {
-                "SEQUENCE_GAPS"
-            } else {
-                "SEQUENCE_ORDER"
-            };
-            return Err(WeirError::Plan(format!(
-                "line {}: unsupported construct: {name} (the sequence-ordering operator is not wired into SQL yet)",
-                t.line
-            )));
+        if let TvfKind::Sequence { .. } = t.kind {
+            let plan = crate::ordering_plan::plan_sequence(catalog, t)?;
+            catalog.tvfs.insert(
+                t.table_name.clone(),
+                TvfDef {
+                    tvf: t.clone(),
+                    schema: plan.schema.clone(),
+                    function: Some(plan),
+                },
+            );
+            continue;
         }
         let input = catalog.relation_schema(&t.input).ok_or_else(|| {
             plan_err(
@@ -370,7 +371,8 @@ fn plan_query(catalog: &Catalog, query: Query, line: usize) -> Result<LogicalPla
     let plan = optimizer
         .optimize(plan, &OptimizerContext::new(), |_, _| {})
         .map_err(|e| plan_err(line, e))?;
-    flink_avg_types(plan).map_err(|e| plan_err(line, e))
+    let plan = flink_avg_types(plan).map_err(|e| plan_err(line, e))?;
+    crate::ordering_plan::flink_over_types(plan).map_err(|e| plan_err(line, e))
 }
 
 /// Flink's `AVG` of an integer column has the column's type (the average is
