@@ -34,9 +34,9 @@ use datafusion_expr::expr::{WindowFunction, WindowFunctionParams};
 use datafusion_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion_expr::logical_plan::{Filter, Projection, Sort, Window};
 use datafusion_expr::{
-    cast, lit, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator as BinOp,
-    PartitionEvaluator, Signature, Volatility, WindowFrameBound, WindowFrameUnits,
-    WindowFunctionDefinition, WindowUDF, WindowUDFImpl,
+    cast, lit, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator as BinOp, PartitionEvaluator,
+    Signature, Volatility, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition, WindowUDF,
+    WindowUDFImpl,
 };
 use weir_dialect::{TvfKind, WindowTvf};
 use weir_engine::graph::{NodeKind, Partitioning};
@@ -95,7 +95,10 @@ pub(crate) fn plan_sequence(catalog: &Catalog, t: &WindowTvf) -> Result<TableFun
         input.index_of(name).map_err(|_| {
             plan_err(
                 line,
-                format!("{fname}: {what} {name}: table {} has no such column", t.input),
+                format!(
+                    "{fname}: {what} {name}: table {} has no such column",
+                    t.input
+                ),
             )
         })
     };
@@ -117,7 +120,12 @@ pub(crate) fn plan_sequence(catalog: &Catalog, t: &WindowTvf) -> Result<TableFun
                 ),
             )
         })?;
-    let mut config = SequenceOrderConfig::new(input.clone(), key_columns.clone(), sequence_column, time_column);
+    let mut config = SequenceOrderConfig::new(
+        input.clone(),
+        key_columns.clone(),
+        sequence_column,
+        time_column,
+    );
     config.max_delay_ms = max_delay_ms;
     config.max_buffer_rows = max_buffer_rows.map_or(DEFAULT_MAX_BUFFER_ROWS, |n| n as usize);
     config.start = SequenceStart::FirstSeen;
@@ -266,11 +274,12 @@ fn relation_is_time_attribute(catalog: &Catalog, name: &str, idx: usize, depth: 
         return false;
     }
     if let Some(t) = catalog.tables.get(name) {
-        return t
-            .ddl
-            .watermark
-            .as_ref()
-            .is_some_and(|w| t.schema.fields().get(idx).is_some_and(|f| f.name() == &w.column));
+        return t.ddl.watermark.as_ref().is_some_and(|w| {
+            t.schema
+                .fields()
+                .get(idx)
+                .is_some_and(|f| f.name() == &w.column)
+        });
     }
     if let Some(v) = catalog.views.get(name) {
         return is_time_attribute_at(catalog, v, idx, depth + 1);
@@ -465,7 +474,15 @@ pub(crate) fn lower_sort(lw: &mut Lowerer<'_>, s: &Sort) -> Result<Stream> {
     let factory: Arc<dyn OperatorFactory> = Arc::new(move |_s: usize, _p: usize| {
         Ok(Box::new(TemporalSort::try_new(config.clone())?) as Box<dyn Operator>)
     });
-    let node = add_keyed(lw, &input, &[], "temporal_sort", description, arrow, factory);
+    let node = add_keyed(
+        lw,
+        &input,
+        &[],
+        "temporal_sort",
+        description,
+        arrow,
+        factory,
+    );
     Ok(Stream::new(node, input.schema.clone(), 1))
 }
 
@@ -496,7 +513,11 @@ impl WindowUDFImpl for RowNumber {
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> datafusion_common::Result<FieldRef> {
-        Ok(Arc::new(Field::new(field_args.name(), DataType::UInt64, false)))
+        Ok(Arc::new(Field::new(
+            field_args.name(),
+            DataType::UInt64,
+            false,
+        )))
     }
 }
 
@@ -591,7 +612,10 @@ pub(crate) fn mark_deduplication(lw: &mut Lowerer<'_>, f: &Filter) {
     loop {
         match plan {
             LogicalPlan::Projection(p) => {
-                let Some(i) = p.expr.get(idx).and_then(|e| column_index(e, p.input.schema()))
+                let Some(i) = p
+                    .expr
+                    .get(idx)
+                    .and_then(|e| column_index(e, p.input.schema()))
                 else {
                     return;
                 };
@@ -621,7 +645,9 @@ fn lower_deduplication(lw: &mut Lowerer<'_>, w: &Window) -> Result<Stream> {
         ));
     }
     let Expr::WindowFunction(wf) = strip_alias(&w.window_expr[0]) else {
-        return Err(WeirError::Internal("deduplication without ROW_NUMBER".into()));
+        return Err(WeirError::Internal(
+            "deduplication without ROW_NUMBER".into(),
+        ));
     };
     let params = &wf.params;
     let in_schema = w.input.schema();
@@ -686,7 +712,15 @@ fn lower_deduplication(lw: &mut Lowerer<'_>, w: &Window) -> Result<Stream> {
         let op = Deduplicate::try_new(config.clone())?;
         Ok(Box::new(Counted::new(op, dedup_counters)) as Box<dyn Operator>)
     });
-    let node = add_keyed(lw, &input, &keys, "deduplicate", description, arrow, factory);
+    let node = add_keyed(
+        lw,
+        &input,
+        &keys,
+        "deduplicate",
+        description,
+        arrow,
+        factory,
+    );
     let parallelism = if keys.is_empty() { 1 } else { lw.parallelism };
     let dedup = Stream::new(node, input.schema.clone(), parallelism);
     // The row number of every row kept is 1.
@@ -744,6 +778,18 @@ fn over_function(name: &str) -> Option<OverFunction> {
     })
 }
 
+/// DataFusion casts the argument of `AVG` to DOUBLE; Flink averages an
+/// integer column as an integer (truncated), so the cast is dropped.
+fn avg_argument<'e>(function: OverFunction, arg: &'e Expr, schema: &DFSchema) -> &'e Expr {
+    if function != OverFunction::Avg {
+        return arg;
+    }
+    match arg {
+        Expr::Cast(c) if c.expr.get_type(schema).is_ok_and(|t| t.is_integer()) => &c.expr,
+        other => other,
+    }
+}
+
 fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
     let in_schema = w.input.schema();
     let n_in = in_schema.fields().len();
@@ -752,7 +798,10 @@ fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
     let mut extra_args: Vec<Expr> = Vec::new();
     for (i, e) in w.window_expr.iter().enumerate() {
         let Expr::WindowFunction(wf) = strip_alias(e) else {
-            return Err(plan_err(line, format!("unsupported window expression: {e}")));
+            return Err(plan_err(
+                line,
+                format!("unsupported window expression: {e}"),
+            ));
         };
         let WindowFunction { fun, params } = wf.as_ref();
         let func = match fun {
@@ -778,10 +827,16 @@ fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
             )
         })?;
         if params.distinct {
-            return Err(plan_err(line, format!("unsupported construct: DISTINCT in an OVER aggregate: {e}")));
+            return Err(plan_err(
+                line,
+                format!("unsupported construct: DISTINCT in an OVER aggregate: {e}"),
+            ));
         }
         if params.filter.is_some() {
-            return Err(plan_err(line, format!("unsupported construct: FILTER in an OVER aggregate: {e}")));
+            return Err(plan_err(
+                line,
+                format!("unsupported construct: FILTER in an OVER aggregate: {e}"),
+            ));
         }
         match first {
             None => first = Some(params),
@@ -802,11 +857,18 @@ fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
             [Expr::Literal(v, _)] if function == OverFunction::Count && !v.is_null() => {
                 OverAggregateCall::count_star(name)
             }
-            [arg] => match column_index(arg, in_schema) {
+            #[allow(deprecated)]
+            [Expr::Wildcard { .. }] if function == OverFunction::Count => {
+                OverAggregateCall::count_star(name)
+            }
+            [arg] => match column_index(avg_argument(function, arg, in_schema), in_schema) {
                 Some(c) => OverAggregateCall::new(function, c, name),
                 None => {
                     let c = n_in + extra_args.len();
-                    extra_args.push(arg.clone().alias(format!("__weir_over_arg_{}", extra_args.len())));
+                    extra_args.push(
+                        arg.clone()
+                            .alias(format!("__weir_over_arg_{}", extra_args.len())),
+                    );
                     OverAggregateCall::new(function, c, name)
                 }
             },
@@ -827,7 +889,9 @@ fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
             column_index(p, in_schema).ok_or_else(|| {
                 plan_err(
                     line,
-                    format!("unsupported construct: OVER (PARTITION BY {p}): partition by columns only"),
+                    format!(
+                        "unsupported construct: OVER (PARTITION BY {p}): partition by columns only"
+                    ),
                 )
             })
         })
@@ -987,7 +1051,7 @@ pub(crate) fn lower_window(lw: &mut Lowerer<'_>, w: &Window) -> Result<Stream> {
         config
             .aggregates
             .iter()
-            .map(|a| a.name.clone())
+            .map(|a| format!("{:?}({:?})", a.function, a.column))
             .collect::<Vec<_>>()
             .join(", ")
     );
