@@ -3,7 +3,7 @@
 //!
 //! | SQL | operator | partitioning |
 //! |---|---|---|
-//! | `TABLE(SEQUENCE_ORDER(TABLE t, DESCRIPTOR(k, …), DESCRIPTOR(seq), INTERVAL … [, max_buffer_rows]))` | [`SequenceOrder`], rows out (the input's schema) | hash on the keys; no keys: one subtask |
+//! | `TABLE(SEQUENCE_ORDER(TABLE t, DESCRIPTOR(k, …), DESCRIPTOR(seq), INTERVAL … [, max_buffer_rows [, first_sequence]]))` | [`SequenceOrder`], rows out (the input's schema) | hash on the keys; no keys: one subtask |
 //! | `TABLE(SEQUENCE_GAPS(…same arguments…))` | [`SequenceOrder`], gap markers out: the key columns, `first_missing BIGINT`, `last_missing BIGINT`, `detected_at TIMESTAMP(3)` | same |
 //! | `SELECT … FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY rowtime ASC) AS rn FROM t) WHERE rn = 1` (also `rn <= 1`, `rn < 2`) | [`Deduplicate`] (keep first) | hash on `k` |
 //! | `ORDER BY rowtime [ASC] [, other columns …]` | [`TemporalSort`] | one subtask (a total order) |
@@ -16,6 +16,10 @@
 //! (keep-last deduplication, Top-N, `FOLLOWING` frames, `GROUPS` frames,
 //! `DISTINCT`/`FILTER` in `OVER`, `LIMIT`) is a plan error naming the
 //! construct.
+//!
+//! A key's sequence starts at its first row unless the call gives
+//! `first_sequence` (then every key expects that number first, and a
+//! missing start is a gap like any other).
 //!
 //! `SEQUENCE_ORDER` and `SEQUENCE_GAPS` are two operator instances: a job
 //! that wants both reads the table twice (two statements, or two `TABLE(…)`
@@ -74,6 +78,7 @@ pub(crate) fn plan_sequence(catalog: &Catalog, t: &WindowTvf) -> Result<TableFun
     let TvfKind::Sequence {
         max_delay_ms,
         max_buffer_rows,
+        first_sequence,
         gaps,
     } = t.kind
     else {
@@ -128,7 +133,7 @@ pub(crate) fn plan_sequence(catalog: &Catalog, t: &WindowTvf) -> Result<TableFun
     );
     config.max_delay_ms = max_delay_ms;
     config.max_buffer_rows = max_buffer_rows.map_or(DEFAULT_MAX_BUFFER_ROWS, |n| n as usize);
-    config.start = SequenceStart::FirstSeen;
+    config.start = first_sequence.map_or(SequenceStart::FirstSeen, SequenceStart::Fixed);
     config.output = if gaps {
         SequenceOutput::Gaps
     } else {

@@ -158,6 +158,26 @@ FROM TABLE(SEQUENCE_GAPS(TABLE tx, DESCRIPTOR(account), DESCRIPTOR(seq), INTERVA
 }
 
 #[tokio::test]
+async fn first_sequence_makes_a_missing_start_a_gap() {
+    // Every key expects 0 first: its 1 waits for 0 until 1 s + 1 s delay
+    // (account 1; watermark 2 s after the row at 4 s) and 2 s + 1 s
+    // (account 2; watermark 3 s after the row at 5 s).
+    let r = run(&format!(
+        "{SEQ}SELECT *
+FROM TABLE(SEQUENCE_GAPS(TABLE tx, DESCRIPTOR(account), DESCRIPTOR(seq), INTERVAL '1' SECOND, 100, 0));"
+    ))
+    .await;
+    assert_eq!(
+        r.rows,
+        rows(&[
+            "1 0 0 2026-01-01_00:00:02.000",
+            "2 0 0 2026-01-01_00:00:03.000",
+            "1 4 4 2026-01-01_00:00:07.000",
+        ])
+    );
+}
+
+#[tokio::test]
 async fn ordered_rows_and_gap_markers_in_one_job_read_the_table_twice() {
     let r = run(&format!(
         "{SEQ}SELECT account, seq, amount

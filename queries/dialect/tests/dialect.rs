@@ -1254,6 +1254,7 @@ fn sequence_order_and_gaps_tvfs() {
         TvfKind::Sequence {
             max_delay_ms: 5_000,
             max_buffer_rows: None,
+            first_sequence: None,
             gaps: false,
         },
         "tx",
@@ -1265,13 +1266,14 @@ fn sequence_order_and_gaps_tvfs() {
 
     let (_, tvfs) = query(
         "SELECT * FROM TABLE(SEQUENCE_GAPS(TABLE tx, DESCRIPTOR(account_id), \
-         DESCRIPTOR(seq), INTERVAL '1' MINUTE, 1000)) AS g",
+         DESCRIPTOR(seq), INTERVAL '1' MINUTE, 1000, 1)) AS g",
     );
     assert_eq!(
         tvfs[0].kind,
         TvfKind::Sequence {
             max_delay_ms: 60_000,
             max_buffer_rows: Some(1000),
+            first_sequence: Some(1),
             gaps: true,
         }
     );
