@@ -389,12 +389,11 @@ impl Visitor for Checker {
             Expr::GroupingSets(_) => self.report(construct::GROUPING_SETS, span()),
             Expr::Cube(_) => self.report(construct::CUBE, span()),
             Expr::Rollup(_) => self.report(construct::ROLLUP, span()),
-            Expr::Function(f) => {
+            Expr::Function(f)
                 if matches!(f.args, FunctionArguments::Subquery(_))
-                    || matches!(f.parameters, FunctionArguments::Subquery(_))
-                {
-                    self.report(construct::SUBQUERY, span());
-                }
+                    || matches!(f.parameters, FunctionArguments::Subquery(_)) =>
+            {
+                self.report(construct::SUBQUERY, span());
             }
             _ => {}
         }
