@@ -225,6 +225,6 @@ impl ContextProvider for Catalog {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        vec!["row_number".to_string()]
+        crate::ordering_plan::window_function_names()
     }
 }

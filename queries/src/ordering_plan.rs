@@ -39,8 +39,8 @@ use datafusion_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion_expr::logical_plan::{Filter, Projection, Sort, Window};
 use datafusion_expr::{
     cast, lit, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator as BinOp, PartitionEvaluator,
-    Signature, Volatility, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition, WindowUDF,
-    WindowUDFImpl,
+    Signature, TypeSignature, Volatility, WindowFrameBound, WindowFrameUnits,
+    WindowFunctionDefinition, WindowUDF, WindowUDFImpl,
 };
 use weir_dialect::{TvfKind, WindowTvf};
 use weir_engine::graph::{NodeKind, Partitioning};
@@ -56,6 +56,7 @@ use weir_operators::sequence_order::{
     SequenceOrder, SequenceOrderConfig, SequenceOutput, SequenceStart,
 };
 use weir_operators::temporal_sort::{SortKey, TemporalSort, TemporalSortConfig};
+use WindowFunctionDefinition::WindowUDF as WindowUDFDef;
 
 use crate::catalog::Catalog;
 use crate::lower::{Lowerer, Stream};
@@ -494,16 +495,30 @@ pub(crate) fn lower_sort(lw: &mut Lowerer<'_>, s: &Sort) -> Result<Stream> {
 // ---------------------------------------------------------------------------
 // ROW_NUMBER() deduplication
 
-/// `ROW_NUMBER()`, known to the catalog only so that the deduplication form
-/// plans; it is never evaluated by DataFusion.
+/// Flink's window functions, known to the catalog so that queries plan:
+/// `ROW_NUMBER()` runs as deduplication; the others reach the lowering and
+/// are reported there by name. DataFusion never evaluates them.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct RowNumber {
+struct FlinkWindowFunction {
+    name: &'static str,
     signature: Signature,
 }
 
-impl WindowUDFImpl for RowNumber {
+/// The window functions the catalog knows (lower case).
+const WINDOW_FUNCTIONS: [&str; 8] = [
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+];
+
+impl WindowUDFImpl for FlinkWindowFunction {
     fn name(&self) -> &str {
-        "row_number"
+        self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -514,25 +529,43 @@ impl WindowUDFImpl for RowNumber {
         &self,
         _args: PartitionEvaluatorArgs,
     ) -> datafusion_common::Result<Box<dyn PartitionEvaluator>> {
-        datafusion_common::not_impl_err!("ROW_NUMBER() is planned as deduplication by Weir")
+        datafusion_common::not_impl_err!("{}() is planned by Weir, not evaluated", self.name)
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> datafusion_common::Result<FieldRef> {
-        Ok(Arc::new(Field::new(
-            field_args.name(),
-            DataType::UInt64,
-            false,
-        )))
+        let data_type = match self.name {
+            "lag" | "lead" => field_args
+                .get_input_field(0)
+                .map_or(DataType::Null, |f| f.data_type().clone()),
+            "percent_rank" | "cume_dist" => DataType::Float64,
+            _ => DataType::UInt64,
+        };
+        Ok(Arc::new(Field::new(field_args.name(), data_type, true)))
     }
 }
 
-/// The window functions SQL may call (only `ROW_NUMBER`, for deduplication).
+/// A window function by name (`ROW_NUMBER`, `RANK`, `LAG`, …), for the catalog.
 pub(crate) fn window_function(name: &str) -> Option<Arc<WindowUDF>> {
-    name.eq_ignore_ascii_case("row_number").then(|| {
-        Arc::new(WindowUDF::new_from_impl(RowNumber {
-            signature: Signature::nullary(Volatility::Immutable),
-        }))
-    })
+    let name = WINDOW_FUNCTIONS
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))?;
+    let signature = if *name == "row_number" {
+        Signature::nullary(Volatility::Immutable)
+    } else {
+        Signature::one_of(
+            vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+            Volatility::Immutable,
+        )
+    };
+    Some(Arc::new(WindowUDF::new_from_impl(FlinkWindowFunction {
+        name,
+        signature,
+    })))
+}
+
+/// Names of the window functions the catalog knows.
+pub(crate) fn window_function_names() -> Vec<String> {
+    WINDOW_FUNCTIONS.iter().map(|n| n.to_string()).collect()
 }
 
 fn is_row_number(e: &Expr) -> bool {
@@ -811,11 +844,17 @@ fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
         let WindowFunction { fun, params } = wf.as_ref();
         let func = match fun {
             WindowFunctionDefinition::AggregateUDF(f) => f,
-            WindowFunctionDefinition::WindowUDF(f) => {
+            WindowUDFDef(f) if f.name() == "row_number" => {
+                return Err(plan_err(
+                    line,
+                    "unsupported construct: ROW_NUMBER() OVER (...) outside the deduplication form `WHERE rn = 1` (ROW_NUMBER() in a subquery, filtered on = 1 in the outer query; Top-N is not supported)",
+                ))
+            }
+            WindowUDFDef(f) => {
                 return Err(plan_err(
                     line,
                     format!(
-                        "unsupported construct: {}() OVER (...) outside the deduplication form `WHERE rn = 1` (ROW_NUMBER() in a subquery, filtered on = 1 in the outer query; Top-N is not supported)",
+                        "unsupported construct: {}() OVER (...): OVER supports aggregate functions (COUNT, SUM, AVG, MIN, MAX, ...) and ROW_NUMBER() for deduplication",
                         f.name().to_ascii_uppercase()
                     ),
                 ))
@@ -1013,7 +1052,9 @@ fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
 /// A `Window` node: deduplication when marked by [`mark_deduplication`],
 /// otherwise an [`OverAggregate`].
 pub(crate) fn lower_window(lw: &mut Lowerer<'_>, w: &Window) -> Result<Stream> {
-    if lw.dedup_windows.contains(&(w as *const Window as usize)) {
+    // Removed once used: the address is only meaningful while the plan
+    // that the filter belongs to is being lowered.
+    if lw.dedup_windows.remove(&(w as *const Window as usize)) {
         return lower_deduplication(lw, w);
     }
     let line = lw.line;

@@ -416,6 +416,18 @@ fn unsupported_ordering_forms_are_plan_errors_naming_them() {
         ),
         ("SELECT * FROM tx ORDER BY ts LIMIT 3;", "LIMIT"),
         (
+            "SELECT RANK() OVER (PARTITION BY account ORDER BY ts) FROM tx;",
+            "RANK() OVER (...): OVER supports aggregate functions",
+        ),
+        (
+            "SELECT LAG(amount) OVER (PARTITION BY account ORDER BY ts) FROM tx;",
+            "LAG() OVER (...)",
+        ),
+        (
+            "SELECT SUM(amount) OVER (PARTITION BY account ORDER BY ts GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM tx;",
+            "GROUPS frames are not supported",
+        ),
+        (
             "SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE tx, DESCRIPTOR(account), DESCRIPTOR(nope), INTERVAL '1' SECOND));",
             "SEQUENCE_ORDER: sequence column nope: table tx has no such column",
         ),
