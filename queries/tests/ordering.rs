@@ -282,6 +282,32 @@ async fn order_by_rowtime_with_descending_second_key() {
     assert_eq!(r.rows, rows(&["1 80", "1 100", "2 90"]));
 }
 
+#[tokio::test]
+async fn order_by_window_time_after_a_window_aggregation() {
+    // window_time is a time attribute of a window aggregation's output.
+    let r = run(&format!(
+        "{TX}SELECT account, window_time, c FROM (
+  SELECT account, window_start, window_end, window_time, COUNT(*) AS c
+  FROM TABLE(TUMBLE(TABLE tx, DESCRIPTOR(ts), INTERVAL '5' SECOND))
+  GROUP BY account, window_start, window_end, window_time)
+ORDER BY window_time, account;"
+    ))
+    .await;
+    assert_eq!(
+        r.rows,
+        rows(&[
+            "1 2026-01-01_00:00:04.999 3",
+            "2 2026-01-01_00:00:04.999 2",
+            "3 2026-01-01_00:00:04.999 1",
+            "1 2026-01-01_00:00:09.999 2",
+            "2 2026-01-01_00:00:09.999 1",
+            "3 2026-01-01_00:00:09.999 1",
+            "1 2026-01-01_00:00:14.999 1",
+            "2 2026-01-01_00:00:14.999 1",
+        ])
+    );
+}
+
 // --- OVER windows --------------------------------------------------------
 
 #[tokio::test]
