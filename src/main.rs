@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use weir_engine::checkpoint::CheckpointConfig;
 use weir_engine::progress::Progress;
-use weir_engine::runtime::{Job, JobConfig};
+use weir_engine::runtime::{Job, JobConfig, Recovery};
 use weir_queries::{plan_script, PlanOptions};
 
 /// Weir: a real-time stream processing engine.
@@ -29,6 +30,25 @@ enum Command {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Take checkpoints in this directory and resume from its latest
+        /// complete checkpoint (`file://` URLs are accepted too).
+        #[arg(long)]
+        checkpoint_dir: Option<String>,
+        /// Time between checkpoints: `200ms`, `10s`, `1m` (default 10s).
+        #[arg(long, value_parser = parse_duration)]
+        checkpoint_interval: Option<Duration>,
+        /// Complete checkpoints to keep.
+        #[arg(long, default_value_t = 3)]
+        checkpoints_retained: usize,
+        /// Start from empty state when the latest checkpoint was written by a
+        /// different query (instead of failing).
+        #[arg(long)]
+        allow_state_reset: bool,
+    },
+    /// Lists the complete checkpoints in a checkpoint directory.
+    Checkpoints {
+        /// The checkpoint directory.
+        dir: String,
     },
     /// Prints the plan of a SQL file: logical plans and the dataflow graph.
     Explain {
@@ -95,6 +115,72 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses `200ms`, `10s`, `2m` or a plain number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}': expected a duration such as 200ms, 10s or 1m"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        other => return Err(format!("'{s}': unknown unit '{other}' (ms, s, m)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("'{s}': the duration must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Prints the checkpoints of a directory.
+fn list_checkpoints(dir: &str) -> anyhow::Result<()> {
+    use weir_engine::checkpoint::{list_manifests, open_storage};
+    use weir_engine::progress::human_bytes;
+    if !dir.contains("://") && !std::path::Path::new(dir).is_dir() {
+        anyhow::bail!("{dir}: no such checkpoint directory");
+    }
+    let storage = open_storage(dir)?;
+    let manifests = list_manifests(storage.as_ref())?;
+    if manifests.is_empty() {
+        println!("no complete checkpoint in {dir}");
+        return Ok(());
+    }
+    for m in manifests {
+        let when = weir_engine::time::format_millis(m.completed_at_ms);
+        println!(
+            "checkpoint {}{}  completed {when}  duration {}ms  alignment {}ms  size {}  job {}",
+            m.id,
+            if m.finished {
+                " (final: job finished)"
+            } else {
+                ""
+            },
+            m.duration_ms,
+            m.alignment_ms,
+            human_bytes(m.size_bytes),
+            m.fingerprint
+        );
+        for n in &m.nodes {
+            if !n.positions.is_empty() {
+                let pos: Vec<String> = n
+                    .positions
+                    .iter()
+                    .map(|p| format!("{}@{}", p.split, p.position))
+                    .collect();
+                println!("  {}[{}] positions {}", n.node, n.subtask, pos.join(" "));
+            } else if n.bytes > 0 {
+                println!("  {}[{}] state {}", n.node, n.subtask, human_bytes(n.bytes));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read(file: &PathBuf) -> anyhow::Result<String> {
     std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
@@ -117,10 +203,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", job.explain()?);
             Ok(())
         }
+        Command::Checkpoints { dir } => list_checkpoints(&dir),
         Command::Run {
             file,
             parallelism,
             quiet,
+            checkpoint_dir,
+            checkpoint_interval,
+            checkpoints_retained,
+            allow_state_reset,
         } => {
             let sql = read(&file)?;
             let options = PlanOptions {
@@ -129,7 +220,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let planned = plan_script(&sql, &options)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let job = Job::new(planned.graph, JobConfig::default())?;
+            let mut config = JobConfig::default();
+            match (&checkpoint_dir, checkpoint_interval) {
+                (Some(dir), interval) => {
+                    let storage = weir_engine::checkpoint::open_storage(dir)?;
+                    let mut ck =
+                        CheckpointConfig::new(storage, interval.unwrap_or(Duration::from_secs(10)));
+                    ck.retained = checkpoints_retained.max(1);
+                    ck.allow_state_reset = allow_state_reset;
+                    config.checkpoint = Some(ck);
+                }
+                (None, Some(_)) => {
+                    anyhow::bail!("--checkpoint-interval needs --checkpoint-dir")
+                }
+                (None, None) => {}
+            }
+            let job = Job::new(planned.graph, config)?;
+            match job.recovery() {
+                Recovery::Resumed(id) if !quiet => {
+                    eprintln!("[weir] resuming from checkpoint {id}")
+                }
+                Recovery::Reset(id) => eprintln!(
+                    "[weir] the query changed since checkpoint {id}: starting from empty state (--allow-state-reset)"
+                ),
+                Recovery::Finished(id) => eprintln!(
+                    "[weir] the job already finished (final checkpoint {id}): completing its output, nothing to run"
+                ),
+                _ => {}
+            }
             let metrics = job.metrics();
             let cancel = job.cancel_handle();
             runtime.block_on(async move {

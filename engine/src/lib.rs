@@ -19,6 +19,7 @@
 //! Nothing here knows SQL or any broker.
 
 pub mod channel;
+pub mod checkpoint;
 pub mod error;
 pub mod graph;
 pub mod message;

@@ -165,6 +165,35 @@ pub type RoleMetrics = (NodeRole, Arc<OperatorMetrics>);
 #[derive(Debug, Default, Clone)]
 pub struct MetricsRegistry {
     entries: Arc<Mutex<Vec<RoleMetrics>>>,
+    checkpoints: Arc<Mutex<CheckpointStats>>,
+}
+
+/// Checkpoint figures of a job (all zero when checkpointing is off).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoints completed by this run.
+    pub completed: u64,
+    /// Id of the latest complete checkpoint (`None`: none yet).
+    pub last_id: Option<u64>,
+    /// Its duration, barrier injection to manifest write, in milliseconds.
+    pub last_duration_ms: u64,
+    /// Its longest barrier alignment, in milliseconds.
+    pub last_alignment_ms: u64,
+    /// Its state size in bytes.
+    pub last_size_bytes: u64,
+    /// The checkpoint this run restored from, if any.
+    pub restored_from: Option<u64>,
+}
+
+impl CheckpointStats {
+    /// Records a completed checkpoint.
+    pub fn record(&mut self, m: &crate::checkpoint::Manifest) {
+        self.completed += 1;
+        self.last_id = Some(m.id);
+        self.last_duration_ms = m.duration_ms;
+        self.last_alignment_ms = m.alignment_ms;
+        self.last_size_bytes = m.size_bytes;
+    }
 }
 
 /// Totals over a job's metrics at one moment.
@@ -183,6 +212,11 @@ pub struct JobTotals {
 }
 
 impl MetricsRegistry {
+    /// The job's checkpoint figures, shared with the coordinator.
+    pub fn checkpoint_stats(&self) -> Arc<Mutex<CheckpointStats>> {
+        self.checkpoints.clone()
+    }
+
     /// The conditions subtasks report right now, as `node[subtask]: status`.
     pub fn statuses(&self) -> Vec<String> {
         self.entries

@@ -61,6 +61,15 @@ impl Progress {
             totals.source_rows,
             totals.sink_rows
         );
+        let ck = self.metrics.checkpoint_stats().lock().clone();
+        if let Some(id) = ck.last_id {
+            line.push_str(&format!(
+                "  checkpoint {id} ({}ms, {}, align {}ms)",
+                ck.last_duration_ms,
+                human_bytes(ck.last_size_bytes),
+                ck.last_alignment_ms
+            ));
+        }
         for status in self.metrics.statuses() {
             line.push_str("  | ");
             line.push_str(&status);
@@ -74,7 +83,22 @@ impl Progress {
         let elapsed = self.started.elapsed();
         let totals = self.metrics.totals();
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let mut s = format!(
+        let ck = self.metrics.checkpoint_stats().lock().clone();
+        let mut s = String::new();
+        if let Some(id) = ck.restored_from {
+            s.push_str(&format!("[weir] restored from checkpoint {id}\n"));
+        }
+        if ck.completed > 0 {
+            s.push_str(&format!(
+                "[weir] {} checkpoints completed, last {} ({}ms, {}, align {}ms)\n",
+                ck.completed,
+                ck.last_id.unwrap_or(0),
+                ck.last_duration_ms,
+                human_bytes(ck.last_size_bytes),
+                ck.last_alignment_ms
+            ));
+        }
+        s.push_str(&format!(
             "[weir] finished in {:.2}s: {} events in ({}/s), {} rows out, {} late rows dropped, {} malformed records\n",
             secs,
             totals.source_rows,
@@ -82,7 +106,7 @@ impl Progress {
             totals.sink_rows,
             totals.late_rows_dropped,
             totals.malformed_records
-        );
+        ));
         for n in self.metrics.per_node() {
             let role = match n.role {
                 NodeRole::Source => "source",
@@ -103,6 +127,18 @@ impl Progress {
             ));
         }
         s
+    }
+}
+
+/// Formats a byte count with KiB/MiB suffixes.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1}MiB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1}KiB", b / 1024.0)
+    } else {
+        format!("{bytes}B")
     }
 }
 

@@ -15,6 +15,7 @@
 //!
 //! The first task to fail cancels the job; its error is the job's error.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,14 +25,20 @@ use async_trait::async_trait;
 use tokio::task::JoinSet;
 
 use crate::channel::{channel, Receiver, Sender};
+use crate::checkpoint::coordinator::{self, CoordinatorSettings};
+use crate::checkpoint::manifest::{checkpoint_ids, fingerprint, latest_manifest};
+use crate::checkpoint::{
+    CheckpointConfig, CheckpointEvent, CheckpointHandle, NodeState, RestoredState,
+};
 use crate::error::{Result, WeirError};
 use crate::graph::{JobGraph, NodeKind, Partitioning};
-use crate::message::{Message, Watermark};
+use crate::message::{Barrier, Message, Watermark};
 use crate::metrics::{MetricsRegistry, NodeRole, OperatorMetrics};
 use crate::operator::{Collector, Operator, OperatorContext, Output};
 use crate::partition::HashPartitioner;
-use crate::sink::Sink;
-use crate::source::{Source, SourceContext, SourceOutput};
+use crate::sink::{Sink, SinkRecovery};
+use crate::source::{Source, SourceContext, SourceOutput, SplitPosition};
+use crate::state::OperatorState;
 
 /// Settings of the runtime.
 #[derive(Debug, Clone)]
@@ -40,6 +47,8 @@ pub struct JobConfig {
     pub channel_capacity_rows: usize,
     /// How often operators get `on_tick` (processing time).
     pub tick_interval: Duration,
+    /// Checkpointing (`None`: off).
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 impl Default for JobConfig {
@@ -47,6 +56,7 @@ impl Default for JobConfig {
         Self {
             channel_capacity_rows: 64 * 1024,
             tick_interval: Duration::from_millis(100),
+            checkpoint: None,
         }
     }
 }
@@ -68,24 +78,122 @@ impl CancelHandle {
     }
 }
 
+/// Where a job with checkpoints starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Checkpointing is off.
+    Disabled,
+    /// No complete checkpoint: a fresh start.
+    Fresh,
+    /// Resuming from this checkpoint.
+    Resumed(u64),
+    /// The latest checkpoint was written by a different job graph and
+    /// `allow_state_reset` was given: a fresh start.
+    Reset(u64),
+    /// The job already finished (final checkpoint `id`): running it only
+    /// completes the sinks' last commit.
+    Finished(u64),
+}
+
 /// A job ready to run.
 pub struct Job {
     graph: JobGraph,
     config: JobConfig,
     metrics: MetricsRegistry,
     cancelled: Arc<AtomicBool>,
+    recovery: Recovery,
+    restored: Option<RestoredState>,
+    /// The highest checkpoint id in the store before this run.
+    last_id: u64,
 }
 
 impl Job {
     /// Validates the graph and prepares the job.
+    ///
+    /// With checkpointing on, this reads the latest complete checkpoint:
+    /// its graph fingerprint must match this graph (else a state error,
+    /// unless `allow_state_reset`), and its state is loaded for `run`.
     pub fn new(graph: JobGraph, config: JobConfig) -> Result<Self> {
         graph.validate()?;
+        let mut recovery = Recovery::Disabled;
+        let mut restored = None;
+        let mut last_id = 0;
+        if let Some(ck) = &config.checkpoint {
+            let storage = ck.storage.as_ref();
+            last_id = checkpoint_ids(storage)?.last().copied().unwrap_or(0);
+            recovery = Recovery::Fresh;
+            if let Some(m) = latest_manifest(storage)? {
+                let (fp, lines) = fingerprint(&graph);
+                if m.fingerprint != fp {
+                    if !ck.allow_state_reset {
+                        return Err(WeirError::State(format!(
+                            "checkpoint {} in {} was written by a different job (fingerprint {} vs {fp}); \
+                             the query, its parallelism or its schemas changed. Use --allow-state-reset to \
+                             start from empty state, or another --checkpoint-dir.\n  checkpointed graph:\n    {}\n  this graph:\n    {}",
+                            m.id,
+                            storage.describe(),
+                            m.fingerprint,
+                            m.graph.join("\n    "),
+                            lines.join("\n    ")
+                        )));
+                    }
+                    tracing::warn!(
+                        checkpoint = m.id,
+                        "job graph changed: starting from empty state (--allow-state-reset)"
+                    );
+                    recovery = Recovery::Reset(m.id);
+                } else {
+                    let r = RestoredState::load(storage, &m)?;
+                    recovery = if r.finished {
+                        Recovery::Finished(m.id)
+                    } else {
+                        Recovery::Resumed(m.id)
+                    };
+                    restored = Some(r);
+                }
+            }
+        }
+        let metrics = MetricsRegistry::default();
+        if let Recovery::Resumed(id) = recovery {
+            metrics.checkpoint_stats().lock().restored_from = Some(id);
+        }
         Ok(Self {
             graph,
             config,
-            metrics: MetricsRegistry::default(),
+            metrics,
             cancelled: Arc::new(AtomicBool::new(false)),
+            recovery,
+            restored,
+            last_id,
         })
+    }
+
+    /// Where this job starts from (see [`Recovery`]).
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// Completes the sinks' commits of a finished job's final checkpoint.
+    fn finish_restored(&self) -> Result<()> {
+        let Some(r) = &self.restored else {
+            return Ok(());
+        };
+        for node in &self.graph.nodes {
+            if let NodeKind::Sink(f) = &node.kind {
+                for subtask in 0..node.parallelism {
+                    let state = match r.state(&node.name, subtask) {
+                        Some(b) => OperatorState::from_bytes(b)?,
+                        None => OperatorState::empty(),
+                    };
+                    let recovery = SinkRecovery {
+                        checkpoint_id: r.id,
+                        state,
+                    };
+                    drop(f.create_checkpointed(subtask, node.parallelism, Some(recovery))?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The job's metrics (live while it runs).
@@ -101,8 +209,35 @@ impl Job {
     /// Runs the job on the current tokio runtime until every sink has
     /// finished, or until the first error.
     pub async fn run(self) -> Result<()> {
+        if let Recovery::Finished(_) = self.recovery {
+            return self.finish_restored();
+        }
         let graph = &self.graph;
         let chains = graph.chains()?;
+        let mut tasks: JoinSet<Result<()>> = JoinSet::new();
+        let ckpt: Option<CheckpointHandle> = match &self.config.checkpoint {
+            None => None,
+            Some(cfg) => {
+                let settings = CoordinatorSettings {
+                    storage: cfg.storage.clone(),
+                    interval: cfg.interval,
+                    retained: cfg.retained,
+                    fingerprint: fingerprint(graph),
+                    expected_acks: chains.iter().map(|c| c.parallelism).sum(),
+                    expected_sinks: graph
+                        .nodes
+                        .iter()
+                        .filter(|n| matches!(n.kind, NodeKind::Sink(_)))
+                        .map(|n| n.parallelism)
+                        .sum(),
+                    last_id: self.last_id,
+                };
+                let (handle, fut) = coordinator::start(settings, self.metrics.checkpoint_stats());
+                tasks.spawn(fut);
+                Some(handle)
+            }
+        };
+        let restored = self.restored.as_ref();
         let chain_of = |node: usize| chains.iter().position(|c| c.nodes.contains(&node));
 
         // One receiver per subtask of every chain that starts with an
@@ -152,7 +287,6 @@ impl Job {
             idx
         };
 
-        let mut tasks: JoinSet<Result<()>> = JoinSet::new();
         for (ci, c) in chains.iter().enumerate() {
             for subtask in 0..c.parallelism {
                 // Operators of the chain.
@@ -160,9 +294,14 @@ impl Job {
                 for &n in &c.nodes {
                     let node = &graph.nodes[n];
                     if let NodeKind::Operator(f) = &node.kind {
-                        let op = f
+                        let mut op = f
                             .create(subtask, c.parallelism)
                             .map_err(|e| e.context(format!("creating {}", node.name)))?;
+                        if let Some(bytes) = restored.and_then(|r| r.state(&node.name, subtask)) {
+                            op.restore(OperatorState::from_bytes(bytes)?).map_err(|e| {
+                                e.context(format!("restoring {}[{subtask}]", node.name))
+                            })?;
+                        }
                         let metrics =
                             self.metrics
                                 .register(NodeRole::Operator, &node.name, subtask);
@@ -188,11 +327,36 @@ impl Job {
                 let tail = match &graph.nodes[last].kind {
                     NodeKind::Sink(f) => {
                         let node = &graph.nodes[last];
-                        let sink = f
-                            .create(subtask, c.parallelism)
-                            .map_err(|e| e.context(format!("creating {}", node.name)))?;
+                        let sink = match &ckpt {
+                            None => f.create(subtask, c.parallelism),
+                            Some(_) => {
+                                let recovery = match restored {
+                                    None => None,
+                                    Some(r) => Some(SinkRecovery {
+                                        checkpoint_id: r.id,
+                                        state: match r.state(&node.name, subtask) {
+                                            Some(b) => OperatorState::from_bytes(b)?,
+                                            None => OperatorState::empty(),
+                                        },
+                                    }),
+                                };
+                                f.create_checkpointed(subtask, c.parallelism, recovery)
+                            }
+                        }
+                        .map_err(|e| e.context(format!("creating {}", node.name)))?;
                         let metrics = self.metrics.register(NodeRole::Sink, &node.name, subtask);
-                        Tail::Sink { sink, metrics }
+                        let last = restored.map_or(self.last_id, |r| r.id).max(self.last_id);
+                        Tail::Sink {
+                            sink,
+                            metrics,
+                            ckpt: ckpt.as_ref().map(|h| SinkCheckpointing {
+                                handle: h.clone(),
+                                node: node.name.clone(),
+                                subtask,
+                                last_barrier: last,
+                                committed: last,
+                            }),
+                        }
                     }
                     _ => {
                         let mut edges = Vec::new();
@@ -238,9 +402,21 @@ impl Job {
                 match &graph.nodes[head].kind {
                     NodeKind::Source(f) => {
                         let node = &graph.nodes[head];
-                        let source = f
+                        let mut source = f
                             .create(subtask, c.parallelism)
                             .map_err(|e| e.context(format!("creating {}", node.name)))?;
+                        if ckpt.is_some() && !source.supports_checkpoints() {
+                            return Err(WeirError::Config(format!(
+                                "source {} ({}) does not support checkpoints yet; run the job without --checkpoint-dir",
+                                node.name,
+                                f.describe()
+                            )));
+                        }
+                        if let Some(p) = restored.and_then(|r| r.positions(&node.name, subtask)) {
+                            source.restore_positions(p).map_err(|e| {
+                                e.context(format!("restoring {}[{subtask}]", node.name))
+                            })?;
+                        }
                         let split_count = source.split_count();
                         for op in &mut chain.ops {
                             op.ctx.split_count = split_count;
@@ -251,28 +427,42 @@ impl Job {
                             tail,
                             tick,
                             last_tick: Instant::now(),
+                            ckpt: ckpt.as_ref().map(|h| TaskCheckpointing {
+                                handle: h.clone(),
+                                source: Some((node.name.clone(), subtask)),
+                            }),
                         };
-                        let ctx = SourceContext::new(
+                        let mut ctx = SourceContext::new(
                             subtask,
                             c.parallelism,
                             Box::new(output),
                             metrics,
                             self.cancelled.clone(),
                         );
+                        if let Some(h) = &ckpt {
+                            ctx.enable_checkpoints(h.trigger.clone(), source.positions());
+                        }
                         let name = node.name.clone();
-                        tasks.spawn(run_source_task(source, ctx, name));
+                        let events = ckpt.as_ref().map(|h| h.events.clone());
+                        tasks.spawn(run_source_task(source, ctx, name, events));
                     }
                     _ => {
                         let (_, rx, inputs) = receivers[ci][subtask]
                             .take()
                             .ok_or_else(|| WeirError::Internal("receiver taken twice".into()))?;
-                        tasks.spawn(run_channel_task(rx, inputs, chain, tail, tick));
+                        let task_ckpt = ckpt.as_ref().map(|h| TaskCheckpointing {
+                            handle: h.clone(),
+                            source: None,
+                        });
+                        tasks.spawn(run_channel_task(rx, inputs, chain, tail, tick, task_ckpt));
                     }
                 }
             }
         }
-        // Drop the original senders so receivers see the end when producers finish.
+        // Drop the original senders so receivers see the end when producers
+        // finish, and the coordinator's handle so it ends with the tasks.
         drop(receivers);
+        drop(ckpt);
 
         let mut first_error: Option<WeirError> = None;
         while let Some(joined) = tasks.join_next().await {
@@ -308,6 +498,7 @@ async fn run_source_task(
     mut source: Box<dyn Source>,
     mut ctx: SourceContext,
     name: String,
+    events: Option<tokio::sync::mpsc::UnboundedSender<CheckpointEvent>>,
 ) -> Result<()> {
     if source.split_count() == 0 {
         // No splits: nothing will ever come from this subtask, so it must
@@ -318,7 +509,63 @@ async fn run_source_task(
         .run(&mut ctx)
         .await
         .map_err(|e| e.context(format!("source {name}")))?;
+    if let Some(events) = events {
+        let _ = events.send(CheckpointEvent::SourceEnded);
+    }
     ctx.end().await
+}
+
+/// Checkpointing state of a task.
+struct TaskCheckpointing {
+    handle: CheckpointHandle,
+    /// The source node and subtask heading the task, if any.
+    source: Option<(String, usize)>,
+}
+
+impl TaskCheckpointing {
+    /// Snapshots the chain, pre-commits the tail's sink or forwards the
+    /// barrier, and acknowledges the checkpoint.
+    async fn checkpoint(
+        &self,
+        id: u64,
+        chain: &mut OperatorChain,
+        tail: &mut Tail,
+        positions: Vec<SplitPosition>,
+        alignment: Duration,
+    ) -> Result<()> {
+        let mut nodes = Vec::new();
+        if let Some((node, subtask)) = &self.source {
+            nodes.push(NodeState {
+                node: node.clone(),
+                subtask: *subtask,
+                state: Vec::new(),
+                positions,
+            });
+        }
+        nodes.extend(chain.snapshot()?);
+        if let Some(n) = tail.barrier(id).await? {
+            nodes.push(n);
+        }
+        self.handle
+            .events
+            .send(CheckpointEvent::Ack {
+                id,
+                nodes,
+                alignment,
+            })
+            .map_err(|_| WeirError::Internal("checkpoint coordinator stopped".into()))
+    }
+}
+
+/// Checkpointing state of a sink subtask.
+struct SinkCheckpointing {
+    handle: CheckpointHandle,
+    node: String,
+    subtask: usize,
+    /// The last barrier the sink pre-committed for.
+    last_barrier: u64,
+    /// The last checkpoint it committed.
+    committed: u64,
 }
 
 /// The channel a task reads: a sender to clone for upstream tasks, the
@@ -383,6 +630,28 @@ impl OperatorChain {
         Ok(pending)
     }
 
+    /// The encoded state of every operator of the chain.
+    fn snapshot(&mut self) -> Result<Vec<NodeState>> {
+        let mut nodes = Vec::with_capacity(self.ops.len());
+        for op in &mut self.ops {
+            let state = op
+                .op
+                .snapshot()
+                .map_err(|e| e.context(format!("snapshot of {}", op.ctx.node)))?;
+            nodes.push(NodeState {
+                node: op.ctx.node.clone(),
+                subtask: op.ctx.subtask,
+                state: if state.is_empty() {
+                    Vec::new()
+                } else {
+                    state.to_bytes()?
+                },
+                positions: Vec::new(),
+            });
+        }
+        Ok(nodes)
+    }
+
     fn tick(&mut self, now: Instant) -> Result<Vec<Output>> {
         let mut result = Vec::new();
         for i in 0..self.ops.len() {
@@ -442,6 +711,7 @@ enum Tail {
     Sink {
         sink: Box<dyn Sink>,
         metrics: Arc<OperatorMetrics>,
+        ckpt: Option<SinkCheckpointing>,
     },
     Edges {
         edges: Vec<OutEdge>,
@@ -451,6 +721,7 @@ enum Tail {
 
 impl Tail {
     async fn emit(&mut self, outputs: Vec<Output>) -> Result<()> {
+        self.poll_commit().await?;
         for o in outputs {
             match o {
                 Output::Batch(b) => self.batch(b).await?,
@@ -462,7 +733,7 @@ impl Tail {
 
     async fn batch(&mut self, batch: RecordBatch) -> Result<()> {
         match self {
-            Tail::Sink { sink, metrics } => {
+            Tail::Sink { sink, metrics, .. } => {
                 metrics.record_in(batch.num_rows());
                 let t = Instant::now();
                 sink.write_batch(batch).await?;
@@ -509,7 +780,7 @@ impl Tail {
 
     async fn watermark(&mut self, w: Watermark) -> Result<()> {
         match self {
-            Tail::Sink { sink, metrics } => {
+            Tail::Sink { sink, metrics, .. } => {
                 if let Watermark::EventTime(t) = w {
                     metrics.set_watermark(t);
                     sink.on_watermark(t).await?;
@@ -534,8 +805,92 @@ impl Tail {
         }
     }
 
+    /// Commits the sink up to the latest completed checkpoint.
+    async fn poll_commit(&mut self) -> Result<()> {
+        if let Tail::Sink {
+            sink,
+            ckpt: Some(c),
+            ..
+        } = self
+        {
+            let done = *c.handle.completed.borrow();
+            if done > c.committed {
+                sink.commit(done).await?;
+                c.committed = done;
+            }
+        }
+        Ok(())
+    }
+
+    /// Barrier `id` reached the tail: a sink pre-commits (its state is
+    /// returned), edges forward the barrier.
+    async fn barrier(&mut self, id: u64) -> Result<Option<NodeState>> {
+        self.poll_commit().await?;
+        match self {
+            Tail::Sink { sink, ckpt, .. } => {
+                let state = sink.pre_commit(id).await?;
+                let Some(c) = ckpt.as_mut() else {
+                    return Ok(None);
+                };
+                c.last_barrier = id;
+                Ok(Some(NodeState {
+                    node: c.node.clone(),
+                    subtask: c.subtask,
+                    state: if state.is_empty() {
+                        Vec::new()
+                    } else {
+                        state.to_bytes()?
+                    },
+                    positions: Vec::new(),
+                }))
+            }
+            Tail::Edges { edges, .. } => {
+                for e in edges.iter() {
+                    for s in &e.senders {
+                        s.send(Message::Barrier(Barrier { checkpoint_id: id }))
+                            .await?;
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
     async fn end(&mut self) -> Result<()> {
         match self {
+            Tail::Sink {
+                sink,
+                ckpt: Some(c),
+                ..
+            } => {
+                // The end of input is a last checkpoint: pre-commit, let the
+                // coordinator record it, then commit.
+                let epoch = c.last_barrier + 1;
+                let state = sink.pre_commit(epoch).await?;
+                let node = NodeState {
+                    node: c.node.clone(),
+                    subtask: c.subtask,
+                    state: if state.is_empty() {
+                        Vec::new()
+                    } else {
+                        state.to_bytes()?
+                    },
+                    positions: Vec::new(),
+                };
+                c.handle
+                    .events
+                    .send(CheckpointEvent::SinkFinished { epoch, node })
+                    .map_err(|_| WeirError::Internal("checkpoint coordinator stopped".into()))?;
+                let mut completed = c.handle.completed.clone();
+                let done = *completed.wait_for(|v| *v >= epoch).await.map_err(|_| {
+                    WeirError::Execution(
+                        "the checkpoint coordinator stopped before the final checkpoint".into(),
+                    )
+                })?;
+                sink.commit(done).await?;
+                c.committed = done;
+                sink.finish().await
+            }
             Tail::Sink { sink, .. } => sink.finish().await,
             Tail::Edges { edges, .. } => {
                 for e in edges.iter() {
@@ -555,6 +910,7 @@ struct RuntimeSourceOutput {
     tail: Tail,
     tick: Duration,
     last_tick: Instant,
+    ckpt: Option<TaskCheckpointing>,
 }
 
 impl RuntimeSourceOutput {
@@ -580,7 +936,24 @@ impl SourceOutput for RuntimeSourceOutput {
     }
 
     async fn tick(&mut self) -> Result<()> {
+        self.tail.poll_commit().await?;
         self.maybe_tick().await
+    }
+
+    async fn barrier(&mut self, id: u64, positions: Vec<SplitPosition>) -> Result<()> {
+        match &self.ckpt {
+            Some(c) => {
+                c.checkpoint(
+                    id,
+                    &mut self.chain,
+                    &mut self.tail,
+                    positions,
+                    Duration::ZERO,
+                )
+                .await
+            }
+            None => Ok(()),
+        }
     }
 
     async fn idle(&mut self) -> Result<()> {
@@ -634,6 +1007,7 @@ async fn run_channel_task(
     mut chain: OperatorChain,
     mut tail: Tail,
     tick: Duration,
+    ckpt: Option<TaskCheckpointing>,
 ) -> Result<()> {
     let mut channels: Vec<ChannelState> = inputs
         .iter()
@@ -642,70 +1016,118 @@ async fn run_channel_task(
             ..Default::default()
         })
         .collect();
+    // Barrier alignment: channels that delivered the barrier of the
+    // checkpoint being aligned, the messages held back from them, and
+    // messages released after an alignment, processed before new ones.
+    let mut barrier_seen = vec![false; channels.len()];
+    let mut held: Vec<VecDeque<Message>> = vec![VecDeque::new(); channels.len()];
+    let mut released: VecDeque<(usize, Message)> = VecDeque::new();
+    let mut aligning: Option<(u64, Instant)> = None;
     let mut forwarded: Option<Watermark> = None;
     let mut current: Option<i64> = None;
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while channels.iter().any(|c| !c.ended) {
-        tokio::select! {
-            env = rx.recv() => {
-                let Some(env) = env else {
-                    return Err(WeirError::Execution(
-                        "an upstream task stopped without end of stream".into(),
-                    ));
-                };
-                let Some(state) = channels.get_mut(env.from) else {
-                    return Err(WeirError::Internal(format!("message from unknown channel {}", env.from)));
-                };
-                match env.message {
-                    Message::Batch(b) => {
-                        let input = state.input;
-                        if state.idle {
-                            state.idle = false;
-                        }
-                        let outs = chain.feed(0, vec![Output::Batch(b)], None, input)?;
-                        tail.emit(outs).await?;
-                        continue;
-                    }
-                    Message::Watermark(Watermark::EventTime(w)) => {
-                        state.idle = false;
-                        state.watermark = Some(state.watermark.map_or(w, |c| c.max(w)));
-                    }
-                    Message::Watermark(Watermark::Idle) => state.idle = true,
-                    Message::Barrier(_) => continue,
-                    Message::EndOfStream => state.ended = true,
+    while channels.iter().any(|c| !c.ended) || !released.is_empty() {
+        let (from, message) = match released.pop_front() {
+            Some(m) => m,
+            None => tokio::select! {
+                env = rx.recv() => {
+                    let Some(env) = env else {
+                        return Err(WeirError::Execution(
+                            "an upstream task stopped without end of stream".into(),
+                        ));
+                    };
+                    (env.from, env.message)
                 }
-                let status = combined(&channels);
-                match status {
-                    Some(Watermark::EventTime(w)) if current.is_none_or(|c| w > c) => {
-                        current = Some(w);
-                        forwarded = status;
-                        let outs = chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
-                        tail.emit(outs).await?;
+                _ = ticker.tick() => {
+                    let outs = chain.tick(Instant::now())?;
+                    tail.emit(outs).await?;
+                    continue;
+                }
+            },
+        };
+        if from >= channels.len() {
+            return Err(WeirError::Internal(format!(
+                "message from unknown channel {from}"
+            )));
+        }
+        if barrier_seen[from] {
+            held[from].push_back(message);
+            continue;
+        }
+        let state = &mut channels[from];
+        match message {
+            Message::Batch(b) => {
+                let input = state.input;
+                if state.idle {
+                    state.idle = false;
+                }
+                let outs = chain.feed(0, vec![Output::Batch(b)], None, input)?;
+                tail.emit(outs).await?;
+                continue;
+            }
+            Message::Watermark(Watermark::EventTime(w)) => {
+                state.idle = false;
+                state.watermark = Some(state.watermark.map_or(w, |c| c.max(w)));
+            }
+            Message::Watermark(Watermark::Idle) => state.idle = true,
+            Message::Barrier(b) => {
+                if aligning.is_none() {
+                    aligning = Some((b.checkpoint_id, Instant::now()));
+                }
+                barrier_seen[from] = true;
+            }
+            Message::EndOfStream => state.ended = true,
+        }
+        if let Some((id, started)) = aligning {
+            let aligned = channels
+                .iter()
+                .zip(&barrier_seen)
+                .all(|(c, seen)| c.ended || *seen);
+            if aligned {
+                match &ckpt {
+                    Some(c) => {
+                        c.checkpoint(id, &mut chain, &mut tail, Vec::new(), started.elapsed())
+                            .await?
                     }
-                    Some(Watermark::EventTime(w)) if forwarded == Some(Watermark::Idle) => {
-                        // Active again but not past the watermark already
-                        // forwarded: re-forward that one so downstream
-                        // counts this input as active again (Flink's
-                        // stream status going back to ACTIVE).
-                        let w = current.map_or(w, |c| c.max(w));
-                        current = Some(w);
-                        forwarded = Some(Watermark::EventTime(w));
-                        let outs = chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
-                        tail.emit(outs).await?;
+                    None => {
+                        tail.barrier(id).await?;
                     }
-                    Some(Watermark::Idle) if forwarded != Some(Watermark::Idle) => {
-                        forwarded = status;
-                        let outs = chain.feed(0, vec![Output::Watermark(Watermark::Idle)], None, 0)?;
-                        tail.emit(outs).await?;
-                    }
-                    _ => {}
+                }
+                aligning = None;
+                for (k, seen) in barrier_seen.iter_mut().enumerate() {
+                    *seen = false;
+                    released.extend(held[k].drain(..).map(|m| (k, m)));
                 }
             }
-            _ = ticker.tick() => {
-                let outs = chain.tick(Instant::now())?;
+        }
+        let status = combined(&channels);
+        match status {
+            Some(Watermark::EventTime(w)) if current.is_none_or(|c| w > c) => {
+                current = Some(w);
+                forwarded = status;
+                let outs =
+                    chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
                 tail.emit(outs).await?;
             }
+            Some(Watermark::EventTime(w)) if forwarded == Some(Watermark::Idle) => {
+                // Active again but not past the watermark already
+                // forwarded: re-forward that one so downstream
+                // counts this input as active again (Flink's
+                // stream status going back to ACTIVE).
+                let w = current.map_or(w, |c| c.max(w));
+                current = Some(w);
+                forwarded = Some(Watermark::EventTime(w));
+                let outs =
+                    chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
+                tail.emit(outs).await?;
+            }
+            Some(Watermark::Idle) if forwarded != Some(Watermark::Idle) => {
+                forwarded = status;
+                let outs = chain.feed(0, vec![Output::Watermark(Watermark::Idle)], None, 0)?;
+                tail.emit(outs).await?;
+            }
+            _ => {}
         }
     }
     let outs = chain.end()?;

@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::metrics::OperatorMetrics;
 
 /// The position of a source in one split, as stored in a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SplitPosition {
     /// Split identifier (e.g. `bids/3` for partition 3 of topic bids).
     pub split: String,
@@ -55,6 +55,12 @@ pub trait SourceOutput: Send {
         Ok(())
     }
 
+    /// Checkpoint barrier `id`: snapshot the chain at this point, with the
+    /// source at `positions`, and send the barrier downstream.
+    async fn barrier(&mut self, _id: u64, _positions: Vec<SplitPosition>) -> Result<()> {
+        Ok(())
+    }
+
     /// Called by the runtime once the source has returned: flush what the
     /// chain holds and signal end of stream downstream.
     async fn end(&mut self) -> Result<()> {
@@ -70,6 +76,17 @@ pub struct SourceContext {
     metrics: Arc<OperatorMetrics>,
     cancelled: Arc<AtomicBool>,
     malformed_log_limit: u64,
+    checkpoint: Option<SourceCheckpointing>,
+}
+
+/// Barrier injection state of a source subtask.
+struct SourceCheckpointing {
+    /// The latest checkpoint the coordinator asked for.
+    trigger: tokio::sync::watch::Receiver<u64>,
+    /// The latest barrier injected.
+    injected: u64,
+    /// The position of every local split after the last emitted batch.
+    positions: Vec<SplitPosition>,
 }
 
 impl SourceContext {
@@ -88,7 +105,57 @@ impl SourceContext {
             metrics,
             cancelled,
             malformed_log_limit: 100,
+            checkpoint: None,
         }
+    }
+
+    /// Turns on barrier injection (used by the runtime): barriers are
+    /// injected for checkpoints published on `trigger`, with the source at
+    /// `positions` (one per local split, as of now) and then as reported by
+    /// [`SourceContext::emit_at`].
+    pub fn enable_checkpoints(
+        &mut self,
+        trigger: tokio::sync::watch::Receiver<u64>,
+        positions: Vec<SplitPosition>,
+    ) {
+        let injected = *trigger.borrow();
+        self.checkpoint = Some(SourceCheckpointing {
+            trigger,
+            injected,
+            positions,
+        });
+    }
+
+    /// Emits a batch read from local split `split`, after which the split
+    /// is at `position` (the position to resume from: next offset, next
+    /// row). Sources that support checkpoints emit through this method; a
+    /// checkpoint barrier may be injected right after the batch.
+    pub async fn emit_at(
+        &mut self,
+        split: usize,
+        batch: RecordBatch,
+        position: impl ToString,
+    ) -> Result<()> {
+        self.emit(split, batch).await?;
+        if let Some(c) = self.checkpoint.as_mut() {
+            if let Some(p) = c.positions.get_mut(split) {
+                p.position = position.to_string();
+            }
+        }
+        self.maybe_inject_barrier().await
+    }
+
+    async fn maybe_inject_barrier(&mut self) -> Result<()> {
+        let Some(c) = self.checkpoint.as_mut() else {
+            return Ok(());
+        };
+        let id = *c.trigger.borrow();
+        if id <= c.injected {
+            return Ok(());
+        }
+        c.injected = id;
+        let positions = c.positions.clone();
+        self.output.barrier(id, positions).await
     }
 
     /// This subtask's index.
@@ -112,7 +179,8 @@ impl SourceContext {
 
     /// Lets processing-time work run while the source waits for data.
     pub async fn tick(&mut self) -> Result<()> {
-        self.output.tick().await
+        self.output.tick().await?;
+        self.maybe_inject_barrier().await
     }
 
     /// Counts a malformed record and logs it with its position (the first
@@ -174,6 +242,22 @@ pub trait Source: Send {
     /// Current position per split, for checkpoints. Default: none.
     fn positions(&self) -> Vec<SplitPosition> {
         Vec::new()
+    }
+
+    /// True if the source can take part in checkpoints: it reports exact
+    /// positions through [`SourceContext::emit_at`] and resumes from them
+    /// in [`Source::restore_positions`]. Default: false (the runtime then
+    /// refuses to run the job with checkpoints).
+    fn supports_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// Moves the source to positions stored by a checkpoint (called once,
+    /// before [`Source::run`]). Default: an error.
+    fn restore_positions(&mut self, _positions: &[SplitPosition]) -> Result<()> {
+        Err(crate::WeirError::State(
+            "this source cannot resume from checkpointed positions".into(),
+        ))
     }
 }
 

@@ -165,10 +165,12 @@ impl WindowSpec {
         out
     }
 
-    /// The end of the earliest-ending window containing `ts`: a row is late
-    /// once that window has fired (for `HOP`/`CUMULATE` the whole row is
-    /// then dropped, like Flink's slice assigners).
-    pub fn first_end(&self, ts: i64) -> i64 {
+    /// The end of the last window containing `ts` (Flink's
+    /// `SliceAssigner::getLastWindowEnd` of the row's slice). A window
+    /// aggregation drops a row as late only once this window has fired;
+    /// until then the row still goes into those of its windows that have
+    /// not fired.
+    pub fn last_end(&self, ts: i64) -> i64 {
         match *self {
             WindowSpec::Tumble { size_ms, offset_ms } => {
                 window_start(ts, size_ms, offset_ms).saturating_add(size_ms)
@@ -177,17 +179,10 @@ impl WindowSpec {
                 size_ms,
                 slide_ms,
                 offset_ms,
-            } => {
-                // Starts are aligned to `slide`; the earliest-ending window is
-                // the one with the smallest start > ts - size.
-                let lowest = ts.saturating_sub(size_ms);
-                let first_start =
-                    window_start(lowest, slide_ms, offset_ms).saturating_add(slide_ms);
-                first_start.saturating_add(size_ms)
-            }
+            } => window_start(ts, slide_ms, offset_ms).saturating_add(size_ms),
             WindowSpec::Cumulate {
-                step_ms, offset_ms, ..
-            } => window_start(ts, step_ms, offset_ms).saturating_add(step_ms),
+                size_ms, offset_ms, ..
+            } => window_start(ts, size_ms, offset_ms).saturating_add(size_ms),
             WindowSpec::Session { gap_ms } => ts.saturating_add(gap_ms),
         }
     }
@@ -333,7 +328,7 @@ mod tests {
         assert_eq!(t.windows(9_999), vec![w(0, 10_000)]);
         assert_eq!(t.windows(10_000), vec![w(10_000, 20_000)]);
         assert_eq!(t.windows(-1), vec![w(-10_000, 0)]);
-        assert_eq!(t.first_end(10_000), 20_000);
+        assert_eq!(t.last_end(10_000), 20_000);
         let shifted = WindowSpec::Tumble {
             size_ms: 10_000,
             offset_ms: 3_000,
@@ -351,8 +346,8 @@ mod tests {
         };
         assert_eq!(h.windows(7_000), vec![w(5_000, 15_000), w(0, 10_000)]);
         assert_eq!(h.windows(10_000), vec![w(10_000, 20_000), w(5_000, 15_000)]);
-        assert_eq!(h.first_end(7_000), 10_000);
-        assert_eq!(h.first_end(10_000), 15_000);
+        assert_eq!(h.last_end(7_000), 15_000);
+        assert_eq!(h.last_end(10_000), 20_000);
         // Size not a multiple of the slide.
         let odd = WindowSpec::Hop {
             size_ms: 10_000,
@@ -363,8 +358,7 @@ mod tests {
             odd.windows(9_000),
             vec![w(8_000, 18_000), w(4_000, 14_000), w(0, 10_000)]
         );
-        assert_eq!(odd.first_end(9_000), 10_000);
-        assert_eq!(odd.first_end(10_000), 14_000);
+        assert_eq!(odd.last_end(9_000), 18_000);
     }
 
     #[test]
@@ -380,7 +374,8 @@ mod tests {
             vec![w(30_000, 40_000), w(30_000, 50_000), w(30_000, 60_000)]
         );
         assert_eq!(c.windows(29_999), vec![w(0, 30_000)]);
-        assert_eq!(c.first_end(12_000), 20_000);
+        assert_eq!(c.last_end(12_000), 30_000);
+        assert_eq!(c.last_end(30_000), 60_000);
     }
 
     #[test]

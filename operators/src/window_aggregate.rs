@@ -67,10 +67,12 @@ impl BatchWindows {
 /// otherwise, e.g. `COUNT(DISTINCT)` on strings), with `FILTER` predicates.
 /// A window fires once, when the watermark reaches `window_end - 1`,
 /// emitting one row per key seen in it (windows in order of end, keys in
-/// order of first appearance), then the watermark is forwarded. A row is
-/// late, dropped and counted in `late_rows_dropped` when the earliest-ending
-/// window containing it has fired (for `HOP`/`CUMULATE` the whole row is
-/// dropped). At end of input every open window fires.
+/// order of first appearance), then the watermark is forwarded. As in
+/// Flink's slice-based window aggregation, a row whose windows have partly
+/// fired (`HOP`, `CUMULATE`) is added to the ones still open; it is late,
+/// dropped and counted in `late_rows_dropped` only when all of them have
+/// fired (see [`WindowSpec::last_end`]). At end of input every open window
+/// fires.
 pub struct WindowAggregate {
     /// The configuration (window, keys, aggregates, output).
     config: WindowAggregateConfig,
@@ -117,6 +119,17 @@ impl WindowAggregate {
             return Err(WeirError::Plan(
                 "SESSION windows need SessionWindowAggregate".into(),
             ));
+        }
+        if let WindowSpec::Hop {
+            size_ms, slide_ms, ..
+        } = config.window
+        {
+            // Flink's slice-based HOP aggregation rejects this too.
+            if size_ms % slide_ms != 0 {
+                return Err(WeirError::Plan(format!(
+                    "unsupported construct: HOP window aggregation with a size ({size_ms} ms) that is not a multiple of its slide ({slide_ms} ms)"
+                )));
+            }
         }
         let aggs = Aggregates::try_new(&config.aggregates)?;
         let codec = KeyCodec::new(config.keys.len());
@@ -184,13 +197,19 @@ impl WindowAggregate {
                         nulls += 1;
                         continue;
                     }
-                    if fired(spec.first_end(ts)) {
+                    // Like Flink's slice-based aggregation: a row is late
+                    // only once its last window has fired; before that it
+                    // goes into those of its windows still open.
+                    if fired(spec.last_end(ts)) {
                         late += 1;
                         continue;
                     }
                     self.row_windows.clear();
                     spec.assign(ts, &mut self.row_windows);
                     for w in &self.row_windows {
+                        if fired(w.end) {
+                            continue;
+                        }
                         let slot = self.batch_windows.slot(*w);
                         self.assignments.push((slot, row as u32));
                     }
@@ -525,7 +544,7 @@ mod tests {
     }
 
     #[test]
-    fn hop_row_late_for_its_first_window_is_dropped_entirely() {
+    fn hop_late_row_goes_into_its_open_windows_and_is_dropped_after_the_last() {
         let hop = WindowSpec::Hop {
             size_ms: 10_000,
             slide_ms: 5_000,
@@ -535,15 +554,43 @@ mod tests {
         h.batch(input(&[(6_000, "a", 1)])).expect("batch");
         h.watermark(9_999).expect("wm");
         assert_eq!(rows_of(&h.take_batches()), vec!["0,10000,a,1,1"]);
-        // 8_000 is in [0, 10000) (fired) and [5000, 15000) (open): dropped.
+        // 8_000 is in [0, 10000) (fired) and [5000, 15000) (open): it goes
+        // into [5000, 15000) only and is not late (Flink's slice assigner).
         h.batch(input(&[(8_000, "a", 100), (11_000, "a", 2)]))
+            .expect("batch");
+        assert_eq!(h.late_dropped(), 0);
+        h.watermark(14_999).expect("wm");
+        assert_eq!(rows_of(&h.take_batches()), vec!["5000,15000,a,3,103"]);
+        // 9_000: [0, 10000) and [5000, 15000) have both fired: late.
+        // 12_000: [5000, 15000) has fired, [10000, 20000) has not.
+        h.batch(input(&[(9_000, "a", 7), (12_000, "a", 1_000)]))
             .expect("batch");
         assert_eq!(h.late_dropped(), 1);
         h.end().expect("end");
+        assert_eq!(rows_of(&h.take_batches()), vec!["10000,20000,a,2,1002"]);
+        assert_eq!(h.late_dropped(), 1);
+    }
+
+    #[test]
+    fn hop_late_row_in_one_batch_with_a_new_key() {
+        // The late row's only open window has no group for its key yet.
+        let hop = WindowSpec::Hop {
+            size_ms: 10_000,
+            slide_ms: 5_000,
+            offset_ms: 0,
+        };
+        let mut h = Harness::new(count_sum(hop));
+        h.batch(input(&[(1_000, "a", 1)])).expect("batch");
+        h.watermark(9_999).expect("wm");
         assert_eq!(
             rows_of(&h.take_batches()),
-            vec!["5000,15000,a,2,3", "10000,20000,a,1,2"]
+            vec!["-5000,5000,a,1,1", "0,10000,a,1,1"]
         );
+        h.batch(input(&[(9_000, "b", 4), (3_000, "c", 8)]))
+            .expect("batch");
+        assert_eq!(h.late_dropped(), 1);
+        h.end().expect("end");
+        assert_eq!(rows_of(&h.take_batches()), vec!["5000,15000,b,1,4"]);
     }
 
     #[test]
@@ -564,13 +611,28 @@ mod tests {
         assert_eq!(rows_of(&h.take_batches()), vec!["0,10000,a,1,1"]);
         h.watermark(19_999).expect("wm");
         assert_eq!(rows_of(&h.take_batches()), vec!["0,20000,a,2,3"]);
-        // 12_000 is late for [0, 20000): dropped, not added to [0, 30000).
-        h.batch(input(&[(12_000, "a", 50)])).expect("batch");
-        assert_eq!(h.late_dropped(), 1);
+        // [0, 10000) and [0, 20000) have fired: 12_000 and 3_000 go into
+        // [0, 30000) only, and are not late.
+        h.batch(input(&[(12_000, "a", 50), (3_000, "b", 100)]))
+            .expect("batch");
+        assert_eq!(h.late_dropped(), 0);
         h.watermark(29_999).expect("wm");
         assert_eq!(
             rows_of(&h.take_batches()),
-            vec!["0,30000,a,2,3", "0,30000,b,1,3"]
+            vec!["0,30000,a,3,53", "0,30000,b,2,103"]
+        );
+        // Every window of 29_999 has fired: late.
+        h.batch(input(&[(29_999, "a", 1), (30_000, "a", 2)]))
+            .expect("batch");
+        assert_eq!(h.late_dropped(), 1);
+        h.end().expect("end");
+        assert_eq!(
+            rows_of(&h.take_batches()),
+            vec![
+                "30000,40000,a,1,2",
+                "30000,50000,a,1,2",
+                "30000,60000,a,1,2"
+            ]
         );
     }
 
@@ -695,6 +757,26 @@ mod tests {
         assert_eq!(h.late_dropped(), 1);
         h.end().expect("end");
         assert_eq!(rows_of(&h.take_batches()), vec!["9,2"]);
+    }
+
+    #[test]
+    fn hop_size_not_a_multiple_of_slide_is_rejected() {
+        let hop = WindowSpec::Hop {
+            size_ms: 10_000,
+            slide_ms: 4_000,
+            offset_ms: 0,
+        };
+        let err = WindowAggregate::try_new(config(
+            hop,
+            true,
+            vec![(aggregate(count_udaf(), "v", "c", false), None)],
+        ))
+        .expect_err("rejected");
+        assert!(matches!(err, WeirError::Plan(_)), "{err}");
+        assert!(
+            err.to_string().contains("not a multiple of its slide"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod collect;
 pub mod functions;
 pub mod lower;
+mod match_plan;
 pub mod ordering_plan;
 pub mod planner;
 pub mod source_table;

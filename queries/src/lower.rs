@@ -584,12 +584,16 @@ impl<'a> Lowerer<'a> {
                 output_schema: output_schema.clone(),
             }
         };
-        // Validate once now.
-        if is_session {
-            SessionWindowAggregate::try_new(make_config())?;
+        // Validate once now; a plan error names the query's line.
+        let validated = if is_session {
+            SessionWindowAggregate::try_new(make_config()).map(drop)
         } else {
-            WindowAggregate::try_new(make_config())?;
-        }
+            WindowAggregate::try_new(make_config()).map(drop)
+        };
+        validated.map_err(|e| match e {
+            WeirError::Plan(m) => plan_err(line, m),
+            other => other,
+        })?;
         let factory = Arc::new(move |_s: usize, _p: usize| -> Result<Box<dyn Operator>> {
             if is_session {
                 Ok(Box::new(SessionWindowAggregate::try_new(make_config())?))

@@ -816,18 +816,6 @@ fn over_function(name: &str) -> Option<OverFunction> {
     })
 }
 
-/// DataFusion casts the argument of `AVG` to DOUBLE; Flink averages an
-/// integer column as an integer (truncated), so the cast is dropped.
-fn avg_argument<'e>(function: OverFunction, arg: &'e Expr, schema: &DFSchema) -> &'e Expr {
-    if function != OverFunction::Avg {
-        return arg;
-    }
-    match arg {
-        Expr::Cast(c) if c.expr.get_type(schema).is_ok_and(|t| t.is_integer()) => &c.expr,
-        other => other,
-    }
-}
-
 fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
     let in_schema = w.input.schema();
     let n_in = in_schema.fields().len();
@@ -905,7 +893,7 @@ fn over_plan(w: &Window, line: usize) -> Result<OverPlan> {
             [Expr::Wildcard { .. }] if function == OverFunction::Count => {
                 OverAggregateCall::count_star(name)
             }
-            [arg] => match column_index(avg_argument(function, arg, in_schema), in_schema) {
+            [arg] => match column_index(arg, in_schema) {
                 Some(c) => OverAggregateCall::new(function, c, name),
                 None => {
                     let c = n_in + extra_args.len();
@@ -1196,6 +1184,103 @@ pub(crate) fn flink_over_types(plan: LogicalPlan) -> datafusion_common::Result<L
         changed = true;
         let projection = Projection::try_new(exprs, Arc::new(node))?;
         Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+    })?;
+    Ok(out.data)
+}
+
+/// `AVG` of an integer argument in an `OVER` window, as Flink types it: the
+/// argument's integer type (the operator truncates toward zero). Planned in
+/// place of DataFusion's `avg` before type coercion, which would otherwise
+/// cast the argument to DOUBLE (indistinguishable from a user's own
+/// `CAST(x AS DOUBLE)` afterwards). Named `avg`; never evaluated by
+/// DataFusion.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntegerAvg {
+    signature: Signature,
+}
+
+impl datafusion_expr::AggregateUDFImpl for IntegerAvg {
+    fn name(&self) -> &str {
+        "avg"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> datafusion_common::Result<DataType> {
+        Ok(arg_types.first().cloned().unwrap_or(DataType::Int64))
+    }
+
+    fn accumulator(
+        &self,
+        _args: datafusion_expr::function::AccumulatorArgs,
+    ) -> datafusion_common::Result<Box<dyn datafusion_expr::Accumulator>> {
+        datafusion_common::not_impl_err!("AVG OVER is planned by Weir, not evaluated")
+    }
+}
+
+/// Replaces `AVG(integer) OVER (…)` by [`IntegerAvg`] (before type
+/// coercion; see there) and re-types the plan above.
+pub(crate) fn flink_over_avg(plan: LogicalPlan) -> datafusion_common::Result<LogicalPlan> {
+    let integer_avg = Arc::new(datafusion_expr::AggregateUDF::new_from_impl(IntegerAvg {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+    let mut changed = false;
+    let out = plan.transform_up(|node| {
+        let LogicalPlan::Window(w) = &node else {
+            if changed {
+                return Ok(Transformed::yes(node.recompute_schema()?));
+            }
+            return Ok(Transformed::no(node));
+        };
+        let mut any = false;
+        let mut exprs = Vec::with_capacity(w.window_expr.len());
+        for e in &w.window_expr {
+            let (inner, alias) = match e {
+                Expr::Alias(a) => (a.expr.as_ref(), Some((a.relation.clone(), a.name.clone()))),
+                other => (other, None),
+            };
+            let replaced = match inner {
+                Expr::WindowFunction(wf) => match &wf.fun {
+                    WindowFunctionDefinition::AggregateUDF(f)
+                        if matches!(f.name().to_ascii_lowercase().as_str(), "avg" | "mean")
+                            && !wf.params.distinct =>
+                    {
+                        match wf.params.args.as_slice() {
+                            [arg] if arg.get_type(w.input.schema())?.is_integer() => {
+                                let mut wf = wf.as_ref().clone();
+                                wf.fun =
+                                    WindowFunctionDefinition::AggregateUDF(integer_avg.clone());
+                                Some(Expr::WindowFunction(Box::new(wf)))
+                            }
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            match replaced {
+                Some(r) => {
+                    any = true;
+                    exprs.push(match alias {
+                        Some((q, n)) => r.alias_qualified(q, n),
+                        None => r,
+                    });
+                }
+                None => exprs.push(e.clone()),
+            }
+        }
+        if !any {
+            if changed {
+                return Ok(Transformed::yes(node.recompute_schema()?));
+            }
+            return Ok(Transformed::no(node));
+        }
+        changed = true;
+        let window = Window::try_new(exprs, w.input.clone())?;
+        Ok(Transformed::yes(LogicalPlan::Window(window)))
     })?;
     Ok(out.data)
 }

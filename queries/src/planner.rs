@@ -296,10 +296,9 @@ fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf], options: &PlanOption
             continue;
         }
         if t.kind == TvfKind::MatchRecognize {
-            return Err(WeirError::Plan(format!(
-                "line {}: unsupported construct: MATCH_RECOGNIZE (the pattern matcher is not wired into SQL yet)",
-                t.line
-            )));
+            let def = crate::match_plan::plan_match_recognize(catalog, t)?;
+            catalog.tvfs.insert(t.table_name.clone(), def);
+            continue;
         }
         if let TvfKind::Sequence { .. } = t.kind {
             let plan = crate::ordering_plan::plan_sequence(catalog, t)?;
@@ -360,6 +359,10 @@ fn plan_query(catalog: &Catalog, query: Query, line: usize) -> Result<LogicalPla
     let plan = planner
         .sql_statement_to_plan(Statement::Query(Box::new(query)))
         .map_err(|e| plan_err(line, e))?;
+    // Before type coercion, which wraps an integer AVG argument in a cast to
+    // DOUBLE that cannot be told apart from the user's own CAST.
+    let plan = flink_avg_types(plan).map_err(|e| plan_err(line, e))?;
+    let plan = crate::ordering_plan::flink_over_avg(plan).map_err(|e| plan_err(line, e))?;
     let config = datafusion_common::config::ConfigOptions::new();
     let plan = Analyzer::new()
         .execute_and_check(plan, &config, |_, _| {})
@@ -368,15 +371,17 @@ fn plan_query(catalog: &Catalog, query: Query, line: usize) -> Result<LogicalPla
         Arc::new(SimplifyExpressions::new()),
         Arc::new(OptimizeProjections::new()),
     ]);
-    let plan = optimizer
+    optimizer
         .optimize(plan, &OptimizerContext::new(), |_, _| {})
-        .map_err(|e| plan_err(line, e))?;
-    let plan = flink_avg_types(plan).map_err(|e| plan_err(line, e))?;
-    crate::ordering_plan::flink_over_types(plan).map_err(|e| plan_err(line, e))
+        .map_err(|e| plan_err(line, e))
+        .and_then(|plan| {
+            crate::ordering_plan::flink_over_types(plan).map_err(|e| plan_err(line, e))
+        })
 }
 
-/// Flink's `AVG` of an integer column has the column's type (the average is
-/// truncated toward zero); DataFusion's is DOUBLE. Adds a projection above
+/// Flink's `AVG` has its argument's type: of an integer column it is that
+/// integer type (the average truncated toward zero), of a FLOAT a FLOAT;
+/// DataFusion's is DOUBLE. Adds a projection above
 /// each such aggregate that casts those columns back, keeping their names.
 fn flink_avg_types(plan: LogicalPlan) -> datafusion_common::Result<LogicalPlan> {
     use datafusion_common::tree_node::{Transformed, TreeNode};
@@ -397,7 +402,7 @@ fn flink_avg_types(plan: LogicalPlan) -> datafusion_common::Result<LogicalPlan> 
                 if func.name().eq_ignore_ascii_case("avg") {
                     if let Some(arg) = params.args.first() {
                         let t = arg.get_type(agg.input.schema())?;
-                        if t.is_integer() {
+                        if t.is_integer() || t == arrow::datatypes::DataType::Float32 {
                             casts.push((ngroups + i, t));
                         }
                     }

@@ -500,6 +500,29 @@ impl SplitGenerator {
         self.next
     }
 
+    /// Moves the split to row offset `offset` (a value of [`Self::position`]):
+    /// bids are computed from their row number alone; persons and auctions
+    /// come from the crate's stateful generator, which is run forward.
+    pub(crate) fn seek(&mut self, offset: u64) -> Result<()> {
+        if offset < self.next || !(offset - self.next).is_multiple_of(self.step) {
+            return Err(WeirError::State(format!(
+                "cannot seek a nexmark split from row {} to row {offset}",
+                self.next
+            )));
+        }
+        if self.crate_gen.is_none() {
+            self.next = offset;
+            return Ok(());
+        }
+        while self.next < offset {
+            let rows = ((offset - self.next) / self.step).min(8192) as usize;
+            if self.next_batch(rows, u64::MAX)?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The event number of the next row, if any.
     pub(crate) fn next_event_number(&self) -> Option<u64> {
         (!self.exhausted()).then(|| self.layout.global(self.next))

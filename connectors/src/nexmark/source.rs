@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use weir_engine::source::{Source, SourceContext, SourceFactory, SplitPosition};
-use weir_engine::Result;
+use weir_engine::{Result, WeirError};
 
 use super::generator::{Params, SplitGenerator};
 use super::options::NexmarkOptions;
@@ -117,6 +117,33 @@ impl Source for NexmarkSource {
         }
     }
 
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
+        for p in positions {
+            let Some((_, g)) = self
+                .generators
+                .iter_mut()
+                .find(|(k, _)| format!("nexmark-{}/{k}", self.table) == p.split)
+            else {
+                return Err(WeirError::State(format!(
+                    "checkpointed split {} is not read by this subtask (were the splits changed?)",
+                    p.split
+                )));
+            };
+            let offset: u64 = p.position.parse().map_err(|_| {
+                WeirError::State(format!(
+                    "checkpointed position '{}' of split {} is not a row offset",
+                    p.position, p.split
+                ))
+            })?;
+            g.seek(offset)?;
+        }
+        Ok(())
+    }
+
     fn positions(&self) -> Vec<SplitPosition> {
         self.generators
             .iter()
@@ -139,7 +166,7 @@ impl NexmarkSource {
                 }
                 if let Some(batch) = g.next_batch(self.batch_size, u64::MAX)? {
                     produced = true;
-                    ctx.emit(local, batch).await?;
+                    ctx.emit_at(local, batch, g.position()).await?;
                 }
             }
             if !produced {
@@ -150,9 +177,17 @@ impl NexmarkSource {
     }
 
     /// Emits each row when its event becomes due: event number `n` at
-    /// `n / rate` seconds after the start, waking at most every millisecond.
+    /// `(n - first) / rate` seconds after the start, where `first` is the
+    /// first event this run produces (0, or where a checkpoint resumed),
+    /// waking at most every millisecond.
     async fn run_throttled(&mut self, ctx: &mut SourceContext, rate: f64) -> Result<()> {
-        let start = Instant::now();
+        let first = self
+            .generators
+            .iter()
+            .filter_map(|(_, g)| g.next_event_number())
+            .min()
+            .unwrap_or(0);
+        let start = Instant::now() - Duration::from_secs_f64(first as f64 / rate);
         loop {
             if ctx.is_cancelled() {
                 return Ok(());
@@ -162,7 +197,7 @@ impl NexmarkSource {
             let limit = (elapsed * rate).floor().min(u64::MAX as f64 / 2.0) as u64 + 1;
             for (local, (_, g)) in self.generators.iter_mut().enumerate() {
                 while let Some(batch) = g.next_batch(self.batch_size, limit)? {
-                    ctx.emit(local, batch).await?;
+                    ctx.emit_at(local, batch, g.position()).await?;
                     if ctx.is_cancelled() {
                         return Ok(());
                     }

@@ -232,8 +232,10 @@ async fn chained_and_hashed_pipeline_delivers_every_row_to_the_right_subtask() {
     expected.sort_unstable();
     assert_eq!(values, expected);
     assert_eq!(*collected.finished.lock(), 3);
-    // Watermarks only advance, and once the upstream subtask with the smaller
-    // maximum (1000) has ended, the other one's (2000) is forwarded.
+    // Watermarks only advance. An ended input no longer holds the minimum
+    // back, so the last watermark a sink subtask sees is the maximum of the
+    // upstream subtask that ended last: 2000 when the one with the smaller
+    // maximum (1000) ends first, 1000 when the other one does (a race).
     for s in 0..3 {
         let wms: Vec<i64> = collected
             .watermarks
@@ -243,7 +245,10 @@ async fn chained_and_hashed_pipeline_delivers_every_row_to_the_right_subtask() {
             .map(|w| w.1)
             .collect();
         assert!(wms.windows(2).all(|p| p[0] < p[1]), "subtask {s}: {wms:?}");
-        assert_eq!(wms.last(), Some(&2000), "subtask {s}");
+        assert!(
+            matches!(wms.last(), Some(&1000) | Some(&2000)),
+            "subtask {s}: {wms:?}"
+        );
     }
 }
 

@@ -304,7 +304,8 @@ pub struct MatchRecognize {
     pub order_by: Vec<sqlparser::ast::OrderByExpr>,
     /// `MEASURES expr AS name, …`.
     pub measures: Vec<sqlparser::ast::Measure>,
-    /// `AFTER MATCH SKIP …` (default `PAST LAST ROW`).
+    /// `AFTER MATCH SKIP …` (default `TO NEXT ROW`, as Flink: Calcite fills
+    /// it in, whatever Flink's documentation says).
     pub after_match_skip: sqlparser::ast::AfterMatchSkip,
     /// `PATTERN (…)`.
     pub pattern: PatternTerm,

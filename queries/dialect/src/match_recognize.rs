@@ -190,9 +190,11 @@ pub(crate) fn convert(
             "MATCH_RECOGNIZE needs ORDER BY <time attribute> (Flink's rule)".into(),
         ));
     }
+    // Flink's actual default (Calcite fills it in), not the SQL standard's
+    // `PAST LAST ROW` that Flink's documentation states.
     let after_match_skip = after_match_skip
         .clone()
-        .unwrap_or(AfterMatchSkip::PastLastRow);
+        .unwrap_or(AfterMatchSkip::ToNextRow);
     let pattern = convert_pattern(pattern, line)?;
     Ok((
         MatchRecognize {

@@ -1336,14 +1336,14 @@ fn match_recognize_with_within_and_reluctant_quantifiers() {
         ])
     );
 
-    // Without WITHIN, defaults: PAST LAST ROW.
+    // Without WITHIN; no AFTER MATCH: TO NEXT ROW (Flink's actual default).
     let (_, tvfs) = query(
         "SELECT * FROM tx MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts \
          MEASURES A.v AS v PATTERN (A B) DEFINE A AS v > 1)",
     );
     let mr = tvfs[0].match_recognize.as_deref().expect("clause");
     assert_eq!(mr.within_ms, None);
-    assert_eq!(mr.after_match_skip, AfterMatchSkip::PastLastRow);
+    assert_eq!(mr.after_match_skip, AfterMatchSkip::ToNextRow);
 
     let e = error(
         "SELECT * FROM tx MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts \

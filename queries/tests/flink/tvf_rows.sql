@@ -1,0 +1,29 @@
+-- Window TVFs without aggregation: every input row with its window(s).
+-- bids.json, in arrival order (auction, bidder, price, second) and the
+-- watermark (max dateTime - 2 s) after each row:
+--   (1,100,10,1) wm -1 | (2,101,20,3) wm 1 | (1,100,30,9.999) wm 7.999
+--   (1,102,40,10) wm 8 | (2,101,50,8: out of order) wm 8 | (1,100,60,15) wm 13
+--   (3,102,70,14) wm 13 | (2,103,80,25) wm 23 | (2,101,90,21) wm 23
+--   (1,100,5,31) wm 29 | (3,103,55,33.5) wm 31.5 | (1,102,65,29: after wm 31.5) wm 31.5
+-- End of input: the watermark jumps to the maximum and fires every open window.
+-- Flink does not drop late rows here (no window fires): the row at 29 is kept.
+
+CREATE TABLE bid (
+  auction BIGINT,
+  bidder BIGINT,
+  price BIGINT,
+  channel STRING,
+  `dateTime` TIMESTAMP(3),
+  WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '2' SECOND
+) WITH (
+  'connector' = 'filesystem',
+  'path' = 'tests/data/bids.json',
+  'format' = 'json'
+);
+
+SELECT auction, price, window_start, window_end
+FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND));
+
+SELECT auction, price, `dateTime`, window_start, window_end, window_time
+FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '5' SECOND, INTERVAL '10' SECOND))
+WHERE auction = 1;
