@@ -224,6 +224,18 @@ WHERE rn = 1;"
 }
 
 #[tokio::test]
+async fn deduplication_then_another_condition() {
+    // Keep-first per account, then only the kept rows above 9.
+    let r = run(&format!(
+        "{TX}SELECT account, amount FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY account ORDER BY ts) AS rn FROM tx)
+WHERE rn = 1 AND amount > 9;"
+    ))
+    .await;
+    assert_eq!(r.rows, rows(&["1 10", "2 20"]));
+}
+
+#[tokio::test]
 async fn deduplication_with_rn_selected_and_rn_le_one() {
     let r = run(&format!(
         "{TX}SELECT * FROM (

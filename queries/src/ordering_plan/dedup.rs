@@ -155,9 +155,16 @@ fn rank_one_column(predicate: &Expr) -> Option<&Column> {
 /// Marks the `ROW_NUMBER()` window under `WHERE rn = 1` (through plain
 /// projections) so that [`lower_window`](super::lower_window) plans it as deduplication.
 pub(crate) fn mark_deduplication(lw: &mut Lowerer<'_>, f: &Filter) {
-    let Some(c) = rank_one_column(&f.predicate) else {
-        return;
-    };
+    // `rn = 1 AND other conditions`: the other conditions filter the kept
+    // rows (the filter still applies the whole predicate), as in Flink.
+    for conjunct in datafusion_expr::utils::split_conjunction(&f.predicate) {
+        if let Some(c) = rank_one_column(conjunct) {
+            mark_column(lw, f, c);
+        }
+    }
+}
+
+fn mark_column(lw: &mut Lowerer<'_>, f: &Filter, c: &Column) {
     let Ok(mut idx) = f.input.schema().index_of_column(c) else {
         return;
     };
