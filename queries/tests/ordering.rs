@@ -8,9 +8,11 @@
 //!
 //! Checked against Flink 2.2.0 (PyFlink, Java 17, parallelism 1,
 //! `pipeline.auto-watermark-interval` = 0 so the watermark also advances
-//! after every row): on `tests/data/ordering/tx.json` the deduplication, the
-//! `ORDER BY ts, amount` sort and the three `OVER` queries below (RANGE with a
-//! named window and integer AVG, ROWS with a computed argument, the default
+//! after every row): on `tests/data/ordering/tx.json` the three
+//! deduplications (`rn = 1`, `rn = 1 AND amount > 9`, `rn <= 1` with `rn`
+//! selected), the two sorts (`ORDER BY ts, amount`, `ts ASC, amount DESC`)
+//! and the four `OVER` queries below (RANGE with a named window and integer
+//! AVG, AVG of a CAST to DOUBLE, ROWS with a computed argument, the default
 //! unbounded frame) give exactly these rows, in this order, late rows
 //! dropped. `SEQUENCE_ORDER`/`SEQUENCE_GAPS` are Weir's own (Flink has none).
 
