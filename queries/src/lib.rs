@@ -19,6 +19,7 @@ pub mod fraud_functions;
 pub mod functions;
 pub mod lower;
 mod match_plan;
+pub mod ordering_plan;
 pub mod planner;
 pub mod source_table;
 pub mod table_function;
