@@ -932,7 +932,7 @@ mod tests {
             ("format", "json"),
             ("sink.delivery-guarantee", "exactly-once")
         ])
-        .contains("does not support yet"));
+        .contains("needs 'sink.transactional-id-prefix'"));
         assert!(
             err(&[("format", "json"), ("scan.startup.mode", "group-offsets")])
                 .contains("needs 'properties.group.id'")
