@@ -59,12 +59,18 @@ impl JsonDecoder {
     /// is no record: `Ok(false)`. A malformed record appends nothing and
     /// returns why.
     pub fn decode(&mut self, record: &[u8]) -> std::result::Result<bool, String> {
+        self.decode_with(record, true)
+    }
+
+    /// [`JsonDecoder::decode`], with or without the fast path (tests
+    /// compare both).
+    fn decode_with(&mut self, record: &[u8], fast: bool) -> std::result::Result<bool, String> {
         if record.iter().all(u8::is_ascii_whitespace) {
             return Ok(false);
         }
         let mut cells: Vec<Cell<'_>> = recycle(std::mem::take(&mut self.cells));
         cells.resize(self.names.len(), Cell::Missing);
-        if self.decode_flat(record, &mut cells).is_none() {
+        if !fast || self.decode_flat(record, &mut cells).is_none() {
             // Anything the fast path does not handle (escapes, nesting,
             // non-integer numbers, errors): serde_json decides, with its
             // error messages.
@@ -429,7 +435,7 @@ impl<'a> Flat<'a> {
     }
 
     /// An integer of 1 to 18 digits in JSON's syntax (not followed by a
-    /// fraction or an exponent).
+    /// fraction or an exponent), not `-0`.
     fn integer(&mut self) -> Option<i64> {
         let negative = self.eat(b'-').is_some();
         let start = self.i;
@@ -442,7 +448,8 @@ impl<'a> Flat<'a> {
         if digits == 0 || digits > 18 || (digits > 1 && self.b[start] == b'0') {
             return None;
         }
-        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+        // serde_json reads `-0` as a float.
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) || (negative && v == 0) {
             return None;
         }
         Some(if negative { -v } else { v })
@@ -548,6 +555,65 @@ mod tests {
         )?;
         let got = strict.decode(br#"{"n": 1}"#).err().unwrap_or_default();
         assert_eq!(got, "field 'id' is missing");
+        Ok(())
+    }
+    #[test]
+    fn fast_path_agrees_with_serde() -> Result<()> {
+        let records: &[&[u8]] = &[
+            br#"{"id": 1, "name": "a", "ts": "2026-01-01 00:00:00.123", "ok": true, "amount": 1, "n": 1}"#,
+            r#" {"n":-0,"id":-42,"ok":false,"name":"é ü","amount":"12.345"} "#.as_bytes(),
+            br#"{"n":1,"id":012}"#,
+            br#"{"n":1,"id":1.0}"#,
+            br#"{"n":1,"id":1e3}"#,
+            br#"{"n":1,"id":-}"#,
+            br#"{"n":1,"id":123456789012345678}"#,
+            br#"{"n":1,"id":1234567890123456789}"#,
+            br#"{"n":1,"id":99999999999999999999}"#,
+            br#"{"n":2147483648}"#,
+            br#"{"n":1,"name":"tab\there"}"#,
+            br#"{"n":1,"name":"raw	tab"}"#,
+            b"{\"n\":1,\"name\":\"\xff\"}",
+            b"{\"n\":1,\"x\xff\":1}",
+            br#"{"n":1,"n":2}"#,
+            br#"{"n":null}"#,
+            br#"{"n":1,"id":null,"name":null}"#,
+            br#"{"n":1,"name":true,"ok":"TRUE"}"#,
+            br#"{"n":1,"name":12,"ts":1767225600000}"#,
+            br#"{"n":1,"id":true}"#,
+            br#"{"n":1,"ok":1}"#,
+            br#"{"n":1,"name":{"a":[1,2]},"extra":[1,{"b":null}]}"#,
+            br#"{"n":1,"extra":"x","other":false,"more":null,"num":-5}"#,
+            br#"{"n":1}x"#,
+            br#"{"n":1,}"#,
+            br#"{"n":1 "id":2}"#,
+            br#"{"n" 1}"#,
+            br#"{"n":tru}"#,
+            br#"{"n":1,"ok":truex}"#,
+            br#"{}"#,
+            br#"{ }"#,
+            br#"{"#,
+            br#"[]"#,
+            br#""n""#,
+            b"{\"n\":1}\n",
+            br#"{"n":1,"ts":"yesterday"}"#,
+            br#"{"n":1,"ts":"2026-01-01T00:00:01Z"}"#,
+            br#"{"n":1,"amount":"1e400"}"#,
+            br#"{"n":"7","id":" 8 "}"#,
+            br#"{"n":1,"na\u006de":"k"}"#,
+        ];
+        for strict in [false, true] {
+            let options = JsonOptions {
+                fail_on_missing_field: strict,
+                ..JsonOptions::default()
+            };
+            let mut fast = JsonDecoder::new(schema(), options.clone(), 64)?;
+            let mut slow = JsonDecoder::new(schema(), options, 64)?;
+            for r in records {
+                let (a, b) = (fast.decode_with(r, true), slow.decode_with(r, false));
+                assert_eq!(a, b, "{}", String::from_utf8_lossy(r));
+            }
+            assert_eq!(fast.flush()?, slow.flush()?);
+        }
         Ok(())
     }
 }
