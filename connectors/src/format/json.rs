@@ -141,11 +141,9 @@ impl JsonDecoder {
                         let v = p.boolean()?;
                         match col.map(|i| &kinds[i]) {
                             Some(Kind::Bool) => Some(Cell::Bool(v)),
-                            Some(Kind::Utf8) => Some(Cell::Str(Cow::Borrowed(if v {
-                                "true"
-                            } else {
-                                "false"
-                            }))),
+                            Some(Kind::Utf8) => {
+                                Some(Cell::Str(Cow::Borrowed(if v { "true" } else { "false" })))
+                            }
                             Some(_) => return None,
                             None => None,
                         }
@@ -409,7 +407,10 @@ impl<'a> Flat<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.b.get(self.i..)?.starts_with(word).then(|| self.i += word.len())
+        self.b
+            .get(self.i..)?
+            .starts_with(word)
+            .then(|| self.i += word.len())
     }
 
     fn boolean(&mut self) -> Option<bool> {
