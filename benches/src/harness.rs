@@ -40,6 +40,20 @@ pub struct BenchArgs {
     /// Rounds of `--checkpoints` (each runs every configuration once).
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
+    /// Run the fraud rules (queries/examples/fraud) on the transactions
+    /// generator instead of the Nexmark queries.
+    #[arg(long)]
+    pub fraud: bool,
+    /// Fraud rules to run (with --fraud).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "velocity,amount_spike,impossible_travel,small_then_large,device_sharing"
+    )]
+    pub rules: Vec<String>,
+    /// Transaction slots to generate (with --fraud).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub transactions: u64,
 }
 
 /// The figures of one query.
@@ -167,6 +181,7 @@ async fn run_once(
     });
     let mut registry = ConnectorRegistry::with_defaults();
     registry.register(Arc::new(ReplayConnector {
+        name: "nexmark",
         batches: batches.clone(),
         rate,
         log: log.clone(),
@@ -208,6 +223,9 @@ async fn run_once(
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.checkpoints {
         return crate::checkpoints::run(args.run_seconds, args.rounds).await;
+    }
+    if args.fraud {
+        return crate::fraud::run(&args).await;
     }
     eprintln!("generating {} Nexmark events ...", args.events);
     let (batches, gen_rate) = generate(args.events).await?;

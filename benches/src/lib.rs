@@ -17,8 +17,13 @@
 //!    itself is not counted: this is the latency *beyond* the watermark).
 //!
 //! Latencies go into an hdrhistogram; p50/p99 are reported.
+//!
+//! `weir bench --fraud` does the same for the fraud rules of
+//! `queries/examples/fraud/` on the `transactions` generator; see the
+//! `fraud` module for how its alert latency is measured.
 
 mod checkpoints;
+mod fraud;
 mod harness;
 mod replay;
 

@@ -32,8 +32,11 @@ impl ReleaseLog {
     }
 }
 
-/// Replays batches as the `nexmark` connector of a bench run.
+/// Replays batches as a source connector of a bench run (`nexmark`,
+/// `transactions`).
 pub struct ReplayConnector {
+    /// The connector name it stands in for.
+    pub name: &'static str,
     /// The batches to replay (one split).
     pub batches: Arc<Vec<RecordBatch>>,
     /// Rows per second, or unthrottled.
@@ -46,7 +49,7 @@ pub struct ReplayConnector {
 
 impl Connector for ReplayConnector {
     fn name(&self) -> &str {
-        "nexmark"
+        self.name
     }
     fn source(&self, table: &TableDescriptor) -> Result<Arc<dyn SourceFactory>> {
         let schema = self

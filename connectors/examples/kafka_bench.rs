@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release -p weir-connectors --example kafka_bench -- \
 //!     [--brokers HOST:PORT] [--events 2000000] [--partitions 4] \
-//!     [--latency-rate 100000] [--latency-seconds 10] [--no-latency]
+//!     [--latency-rate 100000] [--latency-seconds 10] [--no-latency] \
+//!     [--only q0,hop] [--no-raw]
 //! ```
 //!
 //! The broker is `--brokers`, else `$WEIR_TANSU_BOOTSTRAP`, else a tansu
@@ -85,6 +86,9 @@ struct Args {
     latency_rate: u64,
     latency_seconds: u64,
     latency: bool,
+    /// Queries to run (all when empty).
+    only: Vec<String>,
+    raw: bool,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -95,6 +99,8 @@ fn parse_args() -> std::result::Result<Args, String> {
         latency_rate: 100_000,
         latency_seconds: 10,
         latency: true,
+        only: Vec::new(),
+        raw: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -107,6 +113,8 @@ fn parse_args() -> std::result::Result<Args, String> {
             "--latency-rate" => a.latency_rate = num(v()?)?,
             "--latency-seconds" => a.latency_seconds = num(v()?)?,
             "--no-latency" => a.latency = false,
+            "--only" => a.only = v()?.split(',').map(str::to_string).collect(),
+            "--no-raw" => a.raw = false,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -502,14 +510,20 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
         report.messages,
         args.partitions,
     );
-    let raw = tokio::task::spawn_blocking(move || raw_consumer(&b, &t, p, n))
-        .await
-        .map_err(|e| WeirError::Internal(e.to_string()))??;
-    let mut rows = vec![(
-        "raw rdkafka consumer (poll only, no decoding)".to_string(),
-        raw,
-    )];
+    let mut rows = Vec::new();
+    if args.raw {
+        let raw = tokio::task::spawn_blocking(move || raw_consumer(&b, &t, p, n))
+            .await
+            .map_err(|e| WeirError::Internal(e.to_string()))??;
+        rows.push((
+            "raw rdkafka consumer (poll only, no decoding)".to_string(),
+            raw,
+        ));
+    }
     for (name, what, select, _, _) in QUERIES {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+            continue;
+        }
         eprintln!("running {name}…");
         let m = weir_query(brokers, &topic, &report, select).await?;
         if m.events != report.messages {
@@ -550,7 +564,7 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
         println!("| query | rows measured | p50 | p99 |");
         println!("|---|---:|---:|---:|");
         for (name, what, _, select, window) in QUERIES {
-            if name == "q1" {
+            if name == "q1" || (!args.only.is_empty() && !args.only.iter().any(|o| o == name)) {
                 continue;
             }
             eprintln!("latency run {name}…");

@@ -200,8 +200,8 @@ impl ContextProvider for Catalog {
         self.aggregate.get(&name.to_ascii_lowercase()).cloned()
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        crate::ordering_plan::window_function(name)
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -225,6 +225,6 @@ impl ContextProvider for Catalog {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        Vec::new()
+        crate::ordering_plan::window_function_names()
     }
 }

@@ -3,6 +3,8 @@
 //! - `MOD(a, b)`: remainder, as Flink's `MOD`.
 //! - `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm:ss')`: formats a timestamp with a
 //!   Java `SimpleDateFormat`-style pattern (the letters `yyyy MM dd HH mm ss SSS`).
+//! - `haversine_km(lat1, lon1, lat2, lon2)`: great-circle distance in km
+//!   ([`HaversineKmFunc`](crate::fraud_functions::HaversineKmFunc)).
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ pub fn weir_functions() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(ModFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(DateFormatFunc::new())),
+        crate::fraud_functions::HaversineKmFunc::udf(),
     ]
 }
 

@@ -15,9 +15,11 @@
 
 pub mod catalog;
 pub mod collect;
+pub mod fraud_functions;
 pub mod functions;
 pub mod lower;
 mod match_plan;
+pub mod ordering_plan;
 pub mod planner;
 pub mod source_table;
 pub mod table_function;

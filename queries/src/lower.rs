@@ -79,6 +79,9 @@ pub struct Lowerer<'a> {
     /// Line of the statement, for error messages.
     pub line: usize,
     props: ExecutionProps,
+    /// `ROW_NUMBER()` windows under a `WHERE rn = 1` (by address): lowered
+    /// as deduplication (see [`crate::ordering_plan`]).
+    pub(crate) dedup_windows: HashSet<usize>,
 }
 
 fn plan_err(line: usize, msg: impl std::fmt::Display) -> WeirError {
@@ -117,6 +120,7 @@ impl<'a> Lowerer<'a> {
             parallelism,
             line,
             props: ExecutionProps::new(),
+            dedup_windows: HashSet::new(),
         }
     }
 
@@ -125,7 +129,7 @@ impl<'a> Lowerer<'a> {
         self.lower(plan, false)
     }
 
-    fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+    pub(crate) fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         create_physical_expr(
             expr,
             schema,
@@ -189,7 +193,7 @@ impl<'a> Lowerer<'a> {
         Ok(self.add_operator(input, name, description, schema, factory))
     }
 
-    fn lower(&mut self, plan: &LogicalPlan, provisional: bool) -> Result<Stream> {
+    pub(crate) fn lower(&mut self, plan: &LogicalPlan, provisional: bool) -> Result<Stream> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 if !scan.filters.is_empty() || scan.fetch.is_some() {
@@ -268,6 +272,7 @@ impl<'a> Lowerer<'a> {
                 Ok(out)
             }
             LogicalPlan::Filter(f) => {
+                crate::ordering_plan::mark_deduplication(self, f);
                 let uses_windows = {
                     let w = window_indices(&f.input);
                     referenced_indices(&f.predicate, f.input.schema())
@@ -291,12 +296,9 @@ impl<'a> Lowerer<'a> {
                 self.line,
                 "unsupported construct: JOIN (joins are not supported yet)",
             )),
-            LogicalPlan::Sort(_) => Err(plan_err(self.line, "unsupported construct: ORDER BY")),
+            LogicalPlan::Sort(s) => crate::ordering_plan::lower_sort(self, s),
             LogicalPlan::Limit(_) => Err(plan_err(self.line, "unsupported construct: LIMIT")),
-            LogicalPlan::Window(_) => Err(plan_err(
-                self.line,
-                "unsupported construct: window function (OVER)",
-            )),
+            LogicalPlan::Window(w) => crate::ordering_plan::lower_window(self, w),
             LogicalPlan::Distinct(_) => Err(plan_err(self.line, "unsupported construct: DISTINCT")),
             LogicalPlan::Union(_) => Err(plan_err(self.line, "unsupported construct: UNION")),
             LogicalPlan::Values(_) => Err(plan_err(self.line, "unsupported construct: VALUES")),

@@ -42,13 +42,15 @@ pub struct PlanOptions {
 }
 
 impl PlanOptions {
-    /// Parallelism 1, the default connectors, bare SELECTs printed.
+    /// Parallelism 1, the default connectors, bare SELECTs printed, the
+    /// built-in table functions (the fraud rules of
+    /// [`fraud_functions`](crate::fraud_functions)).
     pub fn new() -> Self {
         Self {
             parallelism: 1,
             registry: Arc::new(ConnectorRegistry::with_defaults()),
             select_sink: None,
-            table_functions: TableFunctionRegistry::new(),
+            table_functions: crate::fraud_functions::builtin_table_functions(),
             scalar_functions: Vec::new(),
             aggregate_functions: Vec::new(),
         }
@@ -300,16 +302,17 @@ fn register_tvfs(catalog: &mut Catalog, tvfs: &[WindowTvf], options: &PlanOption
             catalog.tvfs.insert(t.table_name.clone(), def);
             continue;
         }
-        if let TvfKind::Sequence { gaps, .. } = t.kind {
-            let name = if gaps {
-                "SEQUENCE_GAPS"
-            } else {
-                "SEQUENCE_ORDER"
-            };
-            return Err(WeirError::Plan(format!(
-                "line {}: unsupported construct: {name} (the sequence-ordering operator is not wired into SQL yet)",
-                t.line
-            )));
+        if let TvfKind::Sequence { .. } = t.kind {
+            let plan = crate::ordering_plan::plan_sequence(catalog, t)?;
+            catalog.tvfs.insert(
+                t.table_name.clone(),
+                TvfDef {
+                    tvf: t.clone(),
+                    schema: plan.schema.clone(),
+                    function: Some(plan),
+                },
+            );
+            continue;
         }
         let input = catalog.relation_schema(&t.input).ok_or_else(|| {
             plan_err(
@@ -361,6 +364,7 @@ fn plan_query(catalog: &Catalog, query: Query, line: usize) -> Result<LogicalPla
     // Before type coercion, which wraps an integer AVG argument in a cast to
     // DOUBLE that cannot be told apart from the user's own CAST.
     let plan = flink_avg_types(plan).map_err(|e| plan_err(line, e))?;
+    let plan = crate::ordering_plan::flink_over_avg(plan).map_err(|e| plan_err(line, e))?;
     let config = datafusion_common::config::ConfigOptions::new();
     let plan = Analyzer::new()
         .execute_and_check(plan, &config, |_, _| {})
@@ -372,6 +376,9 @@ fn plan_query(catalog: &Catalog, query: Query, line: usize) -> Result<LogicalPla
     optimizer
         .optimize(plan, &OptimizerContext::new(), |_, _| {})
         .map_err(|e| plan_err(line, e))
+        .and_then(|plan| {
+            crate::ordering_plan::flink_over_types(plan).map_err(|e| plan_err(line, e))
+        })
 }
 
 /// Flink's `AVG` has its argument's type: of an integer column it is that

@@ -120,8 +120,10 @@ fn match_recognize_and_sequence_order_are_named_until_wired() {
         plan.contains("MATCH_RECOGNIZE") && plan.contains("hash"),
         "{plan}"
     );
-    let err = plan_error(
+    // SEQUENCE_ORDER is wired now (tests/ordering.rs has its rows).
+    let text = explain(
         "SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE bid, DESCRIPTOR(auction), DESCRIPTOR(price), INTERVAL '1' SECOND));",
+        2,
     );
-    assert!(err.contains("SEQUENCE_ORDER"), "{err}");
+    assert!(text.contains("--hash[0]--> [2] SEQUENCE_ORDER"), "{text}");
 }

@@ -30,6 +30,9 @@ pub struct JsonDecoder {
     names: Vec<String>,
     index: HashMap<String, usize>,
     options: JsonOptions,
+    /// The cells of the record being decoded, kept between records for
+    /// their allocation (always empty between calls).
+    cells: Vec<Cell<'static>>,
 }
 
 impl JsonDecoder {
@@ -48,6 +51,7 @@ impl JsonDecoder {
             names,
             index,
             options,
+            cells: Vec::new(),
         })
     }
 
@@ -55,22 +59,121 @@ impl JsonDecoder {
     /// is no record: `Ok(false)`. A malformed record appends nothing and
     /// returns why.
     pub fn decode(&mut self, record: &[u8]) -> std::result::Result<bool, String> {
+        self.decode_with(record, true)
+    }
+
+    /// [`JsonDecoder::decode`], with or without the fast path (tests
+    /// compare both).
+    fn decode_with(&mut self, record: &[u8], fast: bool) -> std::result::Result<bool, String> {
         if record.iter().all(u8::is_ascii_whitespace) {
             return Ok(false);
         }
-        let mut cells: Vec<Cell<'_>> = vec![Cell::Missing; self.names.len()];
-        let mut de = serde_json::Deserializer::from_slice(record);
-        let seed = RowSeed {
-            names: &self.names,
-            index: &self.index,
-            kinds: self.builder.kinds(),
-            cells: &mut cells,
-        };
-        de.deserialize_map(seed).map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
+        let mut cells: Vec<Cell<'_>> = recycle(std::mem::take(&mut self.cells));
+        cells.resize(self.names.len(), Cell::Missing);
+        if !fast || self.decode_flat(record, &mut cells).is_none() {
+            // Anything the fast path does not handle (escapes, nesting,
+            // non-integer numbers, errors): serde_json decides, with its
+            // error messages.
+            cells.iter_mut().for_each(|c| *c = Cell::Missing);
+            let mut de = serde_json::Deserializer::from_slice(record);
+            let seed = RowSeed {
+                names: &self.names,
+                index: &self.index,
+                kinds: self.builder.kinds(),
+                cells: &mut cells,
+            };
+            de.deserialize_map(seed).map_err(|e| e.to_string())?;
+            de.end().map_err(|e| e.to_string())?;
+        }
         self.builder
             .push(&mut cells, self.options.fail_on_missing_field)?;
+        self.cells = recycle(cells);
         Ok(true)
+    }
+
+    /// The column of a field name; `hint` is the column expected next
+    /// (fields usually come in the schema's order).
+    fn column(&self, key: &str, hint: usize) -> Option<usize> {
+        if self.names.get(hint).is_some_and(|n| n == key) {
+            Some(hint)
+        } else if self.names.len() <= 12 {
+            self.names.iter().position(|n| n == key)
+        } else {
+            self.index.get(key).copied()
+        }
+    }
+
+    /// The fast path for the common shape of records: one flat object
+    /// whose keys and strings have no escapes, whose numbers are integers
+    /// of up to 18 digits, with literals `true`, `false`, `null`. Fills
+    /// `cells` exactly as the serde path would; `None` (cells then
+    /// undefined) for anything else, including every malformed record.
+    fn decode_flat<'a>(&self, record: &'a [u8], cells: &mut [Cell<'a>]) -> Option<()> {
+        let kinds = self.builder.kinds();
+        let mut p = Flat { b: record, i: 0 };
+        p.ws();
+        p.eat(b'{')?;
+        p.ws();
+        if p.eat(b'}').is_none() {
+            let mut hint = 0;
+            loop {
+                let key = p.string()?;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                let col = self.column(key, hint);
+                let cell = match p.peek()? {
+                    b'"' => {
+                        let v = p.string()?;
+                        match col {
+                            Some(i) => Some(kinds[i].text_cell(Cow::Borrowed(v)).ok()?),
+                            None => None,
+                        }
+                    }
+                    b'-' | b'0'..=b'9' => {
+                        let v = p.integer()?;
+                        match col {
+                            Some(i) => Some(kinds[i].integer_cell(v.into()).ok()?),
+                            None => None,
+                        }
+                    }
+                    b't' | b'f' => {
+                        let v = p.boolean()?;
+                        match col.map(|i| &kinds[i]) {
+                            Some(Kind::Bool) => Some(Cell::Bool(v)),
+                            Some(Kind::Utf8) => {
+                                Some(Cell::Str(Cow::Borrowed(if v { "true" } else { "false" })))
+                            }
+                            Some(_) => return None,
+                            None => None,
+                        }
+                    }
+                    b'n' => {
+                        p.literal(b"null")?;
+                        col.map(|_| Cell::Null)
+                    }
+                    _ => return None,
+                };
+                if let (Some(i), Some(cell)) = (col, cell) {
+                    cells[i] = cell;
+                    hint = i + 1;
+                }
+                p.ws();
+                match p.peek()? {
+                    b',' => {
+                        p.i += 1;
+                        p.ws();
+                    }
+                    b'}' => {
+                        p.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        p.ws();
+        (p.i == record.len()).then_some(())
     }
 
     /// Rows decoded since the last [`JsonDecoder::flush`].
@@ -274,6 +377,86 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     }
 }
 
+/// Reuses the allocation of an emptied vector of cells for cells of
+/// another lifetime (in-place collection keeps the buffer).
+fn recycle<'x, 'y>(mut v: Vec<Cell<'x>>) -> Vec<Cell<'y>> {
+    v.clear();
+    v.into_iter().map(|_| Cell::Missing).collect()
+}
+
+/// A cursor of [`JsonDecoder::decode_flat`]: every method returns `None`
+/// where the input leaves the fast path's subset of JSON.
+struct Flat<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Flat<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b
+            .get(self.i..)?
+            .starts_with(word)
+            .then(|| self.i += word.len())
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        if self.literal(b"true").is_some() {
+            Some(true)
+        } else {
+            self.literal(b"false").map(|()| false)
+        }
+    }
+
+    /// A string without escapes or control characters, valid UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = self.b.get(self.i..)?;
+        let len = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.i += len + 1;
+        std::str::from_utf8(&rest[..len]).ok()
+    }
+
+    /// An integer of 1 to 18 digits in JSON's syntax (not followed by a
+    /// fraction or an exponent), not `-0`.
+    fn integer(&mut self) -> Option<i64> {
+        let negative = self.eat(b'-').is_some();
+        let start = self.i;
+        let mut v: i64 = 0;
+        while let Some(c) = self.peek().filter(u8::is_ascii_digit) {
+            v = v.wrapping_mul(10).wrapping_add(i64::from(c - b'0'));
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        if digits == 0 || digits > 18 || (digits > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        // serde_json reads `-0` as a float.
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) || (negative && v == 0) {
+            return None;
+        }
+        Some(if negative { -v } else { v })
+    }
+}
+
 /// Describes a record for an error message: its start, shortened.
 pub fn preview(record: &[u8]) -> String {
     truncate(&String::from_utf8_lossy(record))
@@ -373,6 +556,65 @@ mod tests {
         )?;
         let got = strict.decode(br#"{"n": 1}"#).err().unwrap_or_default();
         assert_eq!(got, "field 'id' is missing");
+        Ok(())
+    }
+    #[test]
+    fn fast_path_agrees_with_serde() -> Result<()> {
+        let records: &[&[u8]] = &[
+            br#"{"id": 1, "name": "a", "ts": "2026-01-01 00:00:00.123", "ok": true, "amount": 1, "n": 1}"#,
+            r#" {"n":-0,"id":-42,"ok":false,"name":"é ü","amount":"12.345"} "#.as_bytes(),
+            br#"{"n":1,"id":012}"#,
+            br#"{"n":1,"id":1.0}"#,
+            br#"{"n":1,"id":1e3}"#,
+            br#"{"n":1,"id":-}"#,
+            br#"{"n":1,"id":123456789012345678}"#,
+            br#"{"n":1,"id":1234567890123456789}"#,
+            br#"{"n":1,"id":99999999999999999999}"#,
+            br#"{"n":2147483648}"#,
+            br#"{"n":1,"name":"tab\there"}"#,
+            br#"{"n":1,"name":"raw	tab"}"#,
+            b"{\"n\":1,\"name\":\"\xff\"}",
+            b"{\"n\":1,\"x\xff\":1}",
+            br#"{"n":1,"n":2}"#,
+            br#"{"n":null}"#,
+            br#"{"n":1,"id":null,"name":null}"#,
+            br#"{"n":1,"name":true,"ok":"TRUE"}"#,
+            br#"{"n":1,"name":12,"ts":1767225600000}"#,
+            br#"{"n":1,"id":true}"#,
+            br#"{"n":1,"ok":1}"#,
+            br#"{"n":1,"name":{"a":[1,2]},"extra":[1,{"b":null}]}"#,
+            br#"{"n":1,"extra":"x","other":false,"more":null,"num":-5}"#,
+            br#"{"n":1}x"#,
+            br#"{"n":1,}"#,
+            br#"{"n":1 "id":2}"#,
+            br#"{"n" 1}"#,
+            br#"{"n":tru}"#,
+            br#"{"n":1,"ok":truex}"#,
+            br#"{}"#,
+            br#"{ }"#,
+            br#"{"#,
+            br#"[]"#,
+            br#""n""#,
+            b"{\"n\":1}\n",
+            br#"{"n":1,"ts":"yesterday"}"#,
+            br#"{"n":1,"ts":"2026-01-01T00:00:01Z"}"#,
+            br#"{"n":1,"amount":"1e400"}"#,
+            br#"{"n":"7","id":" 8 "}"#,
+            br#"{"n":1,"na\u006de":"k"}"#,
+        ];
+        for strict in [false, true] {
+            let options = JsonOptions {
+                fail_on_missing_field: strict,
+                ..JsonOptions::default()
+            };
+            let mut fast = JsonDecoder::new(schema(), options.clone(), 64)?;
+            let mut slow = JsonDecoder::new(schema(), options, 64)?;
+            for r in records {
+                let (a, b) = (fast.decode_with(r, true), slow.decode_with(r, false));
+                assert_eq!(a, b, "{}", String::from_utf8_lossy(r));
+            }
+            assert_eq!(fast.flush()?, slow.flush()?);
+        }
         Ok(())
     }
 }

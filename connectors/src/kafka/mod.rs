@@ -69,6 +69,7 @@ pub mod produce;
 mod producer;
 pub mod sink;
 pub mod source;
+mod transactional;
 
 use std::sync::Arc;
 

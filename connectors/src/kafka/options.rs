@@ -141,6 +141,11 @@ pub enum DeliveryGuarantee {
     /// (`at-least-once`, the default). With the idempotent producer there
     /// are no duplicates from producer retries.
     AtLeastOnce,
+    /// Kafka transactions committed when a checkpoint completes
+    /// (`exactly-once`; needs checkpoints and
+    /// `'sink.transactional-id-prefix'`). Readers must use
+    /// `isolation.level=read_committed`.
+    ExactlyOnce,
 }
 
 /// The message key of a table: which columns, in which format.
@@ -215,6 +220,8 @@ pub struct KafkaOptions {
     pub commit_interval: Duration,
     /// The sink's delivery guarantee.
     pub delivery_guarantee: DeliveryGuarantee,
+    /// `'sink.transactional-id-prefix'` (exactly-once sinks only).
+    pub transactional_id_prefix: Option<String>,
     /// How a sink picks partitions.
     pub partitioner: SinkPartitioner,
 }
@@ -277,7 +284,7 @@ const MANAGED_PROPERTIES: [(&str, &str); 3] = [
     ),
     (
         "transactional.id",
-        "exactly-once delivery is not supported yet",
+        "Weir derives it from 'sink.transactional-id-prefix' ('sink.delivery-guarantee' = 'exactly-once')",
     ),
 ];
 
@@ -542,22 +549,33 @@ impl KafkaOptions {
         };
 
         // Sink.
-        if o.get("sink.transactional-id-prefix").is_some() {
-            return Err(o.error(
-                "option 'sink.transactional-id-prefix' is for 'sink.delivery-guarantee' = 'exactly-once', which Weir does not support yet (use 'at-least-once')",
-            ));
-        }
-        let delivery_guarantee = match o.get("sink.delivery-guarantee") {
-            Some(v) if v.trim().eq_ignore_ascii_case("exactly-once") => {
+        let delivery_guarantee = match o.choice(
+            "sink.delivery-guarantee",
+            &["at-least-once", "exactly-once", "none"],
+        )? {
+            Some("none") => DeliveryGuarantee::None,
+            Some("exactly-once") => DeliveryGuarantee::ExactlyOnce,
+            _ => DeliveryGuarantee::AtLeastOnce,
+        };
+        let transactional_id_prefix = o
+            .get("sink.transactional-id-prefix")
+            .map(|v| v.trim().to_string());
+        match (&delivery_guarantee, &transactional_id_prefix) {
+            (DeliveryGuarantee::ExactlyOnce, None) => {
                 return Err(o.error(
-                    "'sink.delivery-guarantee' = 'exactly-once' needs Kafka transactions committed on checkpoints, which Weir does not support yet (use 'at-least-once': with the idempotent producer, producer retries add no duplicates)",
+                    "'sink.delivery-guarantee' = 'exactly-once' needs 'sink.transactional-id-prefix', unique to this job and sink on the cluster (its transactional ids are '<prefix>-<subtask>-0' and '-1')",
                 ))
             }
-            _ => match o.choice("sink.delivery-guarantee", &["at-least-once", "none"])? {
-                Some("none") => DeliveryGuarantee::None,
-                _ => DeliveryGuarantee::AtLeastOnce,
-            },
-        };
+            (DeliveryGuarantee::ExactlyOnce, Some(p)) if p.is_empty() => {
+                return Err(o.error("'sink.transactional-id-prefix' is empty"))
+            }
+            (DeliveryGuarantee::ExactlyOnce, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(o.error(
+                    "option 'sink.transactional-id-prefix' is for 'sink.delivery-guarantee' = 'exactly-once'",
+                ))
+            }
+        }
         let partitioner =
             match o.choice("sink.partitioner", &["default", "fixed", "round-robin"])? {
                 Some("fixed") => SinkPartitioner::Fixed,
@@ -582,6 +600,7 @@ impl KafkaOptions {
             commit_offsets,
             commit_interval,
             delivery_guarantee,
+            transactional_id_prefix,
             partitioner,
         })
     }
@@ -913,7 +932,7 @@ mod tests {
             ("format", "json"),
             ("sink.delivery-guarantee", "exactly-once")
         ])
-        .contains("does not support yet"));
+        .contains("needs 'sink.transactional-id-prefix'"));
         assert!(
             err(&[("format", "json"), ("scan.startup.mode", "group-offsets")])
                 .contains("needs 'properties.group.id'")

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use weir_engine::sink::{Sink, SinkFactory};
+use weir_engine::sink::{Sink, SinkFactory, SinkRecovery};
+use weir_engine::state::OperatorState;
 use weir_engine::{Result, WeirError};
 
 use super::client::discover_partitions;
@@ -22,6 +23,7 @@ use super::options::{
     DeliveryGuarantee, FieldsInclude, KafkaFormat, KafkaOptions, SinkPartitioner,
 };
 use super::producer::{create_producer, flush_timeout, DeliveryContext, DeliveryState};
+use super::transactional::{blocking, Record, Transactions};
 use crate::format::encode::{CsvEncoder, JsonEncoder};
 use crate::TableDescriptor;
 
@@ -95,8 +97,9 @@ impl KafkaSinkFactory {
     }
 }
 
-impl SinkFactory for KafkaSinkFactory {
-    fn create(&self, subtask: usize, _parallelism: usize) -> Result<Box<dyn Sink>> {
+impl KafkaSinkFactory {
+    /// Subtask `subtask`, transactional when `txn` is given.
+    fn build(&self, subtask: usize, txn: Option<Transactions>) -> Result<Box<dyn Sink>> {
         let topic = self.options.topics[0].clone();
         let partitions = match self.options.partitioner {
             SinkPartitioner::Default => None,
@@ -106,19 +109,22 @@ impl SinkFactory for KafkaSinkFactory {
                 Some(ps.into_iter().map(|tp| tp.partition).collect::<Vec<_>>())
             }
         };
-        let (producer, state) = create_producer(
-            &self.options,
-            &self.table,
-            &format!("weir-{}-{subtask}-sink", self.table),
-        )?;
+        let plain = match txn {
+            Some(_) => None,
+            None => Some(create_producer(
+                &self.options,
+                &self.table,
+                &format!("weir-{}-{subtask}-sink", self.table),
+            )?),
+        };
         Ok(Box::new(KafkaSink {
             table: self.table.clone(),
             topic,
             options: self.options.clone(),
             value: self.value.clone(),
             key: self.key.clone(),
-            producer,
-            state,
+            plain,
+            txn,
             partitions,
             subtask,
             next_partition: AtomicUsize::new(subtask),
@@ -127,6 +133,41 @@ impl SinkFactory for KafkaSinkFactory {
             keys: Vec::new(),
             key_ends: Vec::new(),
         }))
+    }
+}
+
+impl SinkFactory for KafkaSinkFactory {
+    fn create(&self, subtask: usize, _parallelism: usize) -> Result<Box<dyn Sink>> {
+        if self.options.delivery_guarantee == DeliveryGuarantee::ExactlyOnce {
+            return Err(WeirError::Config(format!(
+                "table {}: 'sink.delivery-guarantee' = 'exactly-once' commits Kafka transactions on checkpoints: run the job with --checkpoint-dir",
+                self.table
+            )));
+        }
+        self.build(subtask, None)
+    }
+
+    fn create_checkpointed(
+        &self,
+        subtask: usize,
+        _parallelism: usize,
+        recovery: Option<SinkRecovery>,
+    ) -> Result<Box<dyn Sink>> {
+        if self.options.delivery_guarantee != DeliveryGuarantee::ExactlyOnce {
+            return self.build(subtask, None);
+        }
+        let txn = Transactions::start(
+            &self.options,
+            &self.table,
+            &self.options.topics[0],
+            subtask,
+            recovery.as_ref().map(|r| &r.state),
+        )?;
+        self.build(subtask, Some(txn))
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.options.delivery_guarantee == DeliveryGuarantee::ExactlyOnce
     }
 
     fn describe(&self) -> String {
@@ -140,11 +181,12 @@ impl SinkFactory for KafkaSinkFactory {
             SinkPartitioner::RoundRobin => ", round-robin",
         };
         let guarantee = match self.options.delivery_guarantee {
-            DeliveryGuarantee::AtLeastOnce => "at-least-once",
-            DeliveryGuarantee::None => "none",
+            DeliveryGuarantee::AtLeastOnce => "at-least-once, idempotent producer",
+            DeliveryGuarantee::ExactlyOnce => "exactly-once, transactional producer",
+            DeliveryGuarantee::None => "none, idempotent producer",
         };
         format!(
-            "kafka {} {}{key}{partitioner} ({guarantee}, idempotent producer)",
+            "kafka {} {}{key}{partitioner} ({guarantee})",
             self.options.format.name(),
             self.options.topics[0]
         )
@@ -340,8 +382,10 @@ struct KafkaSink {
     options: Arc<KafkaOptions>,
     value: Arc<RowEncoder>,
     key: Option<Arc<RowEncoder>>,
-    producer: ThreadedProducer<DeliveryContext>,
-    state: Arc<DeliveryState>,
+    /// The producer without transactions (at-least-once, none).
+    plain: Option<(ThreadedProducer<DeliveryContext>, Arc<DeliveryState>)>,
+    /// The transactional producers (exactly-once).
+    txn: Option<Transactions>,
     /// The topic's partitions (`fixed` and `round-robin` partitioners).
     partitions: Option<Vec<i32>>,
     subtask: usize,
@@ -353,8 +397,20 @@ struct KafkaSink {
 }
 
 impl KafkaSink {
+    /// The producer rows go to now, and its delivery state.
+    fn out(&self) -> (&ThreadedProducer<DeliveryContext>, &DeliveryState) {
+        match (&self.txn, &self.plain) {
+            (Some(t), _) => {
+                let s = &t.slots[t.current];
+                (&s.producer, &s.delivery)
+            }
+            (None, Some((p, d))) => (p, d),
+            (None, None) => unreachable!("a kafka sink has a producer"),
+        }
+    }
+
     fn check(&self) -> Result<()> {
-        match self.state.failure() {
+        match self.out().1.failure() {
             Some((m, n)) => Err(WeirError::Sink(format!(
                 "kafka table {}: {n} message(s) to topic '{}' were not delivered: {m}",
                 self.table, self.topic
@@ -381,13 +437,13 @@ impl KafkaSink {
         let timeout = flush_timeout(&self.options);
         let deadline = Instant::now() + timeout;
         let mut wait = Duration::from_micros(200);
-        while self.producer.in_flight_count() > 0 {
+        while self.out().0.in_flight_count() > 0 {
             self.check()?;
             if Instant::now() >= deadline {
                 return Err(WeirError::Sink(format!(
                     "kafka table {}: {} message(s) to topic '{}' still undelivered after {} s",
                     self.table,
-                    self.producer.in_flight_count(),
+                    self.out().0.in_flight_count(),
                     self.topic,
                     timeout.as_secs()
                 )));
@@ -411,6 +467,11 @@ impl Sink for KafkaSink {
         let mut value_ends = std::mem::take(&mut self.value_ends);
         let mut keys = std::mem::take(&mut self.keys);
         let mut key_ends = std::mem::take(&mut self.key_ends);
+        if let Some(t) = self.txn.as_mut() {
+            t.ensure_open()?;
+        }
+        let keep = self.txn.is_some();
+        let mut kept: Vec<Record> = Vec::new();
         let result = async {
             self.value.encode(&batch, &mut values, &mut value_ends)?;
             let json = matches!(self.value.kind, EncoderKind::Json(_));
@@ -423,6 +484,10 @@ impl Sink for KafkaSink {
                 None => vec![None; rows],
             };
             for (v, k) in value_slices.into_iter().zip(key_slices) {
+                let partition = self.partition_for();
+                if keep {
+                    kept.push((k.map(<[u8]>::to_vec), v.map(<[u8]>::to_vec), partition));
+                }
                 let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
                 if let Some(v) = v {
                     record = record.payload(v);
@@ -430,12 +495,12 @@ impl Sink for KafkaSink {
                 if let Some(k) = k {
                     record = record.key(k);
                 }
-                if let Some(p) = self.partition_for() {
+                if let Some(p) = partition {
                     record = record.partition(p);
                 }
                 let mut wait = Duration::from_micros(100);
                 loop {
-                    match self.producer.send(record) {
+                    match self.out().0.send(record) {
                         Ok(()) => break,
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                             // librdkafka's queue is full: wait for deliveries.
@@ -460,23 +525,53 @@ impl Sink for KafkaSink {
         self.value_ends = value_ends;
         self.keys = keys;
         self.key_ends = key_ends;
+        if let Some(t) = self.txn.as_mut() {
+            t.records.append(&mut kept);
+        }
         result
     }
 
     async fn on_barrier(&mut self, _checkpoint_id: u64) -> Result<()> {
         match self.options.delivery_guarantee {
-            DeliveryGuarantee::AtLeastOnce => self.flush().await,
+            DeliveryGuarantee::AtLeastOnce | DeliveryGuarantee::ExactlyOnce => self.flush().await,
             DeliveryGuarantee::None => self.check(),
+        }
+    }
+
+    async fn pre_commit(&mut self, checkpoint_id: u64) -> Result<OperatorState> {
+        match self.txn.as_mut() {
+            None => {
+                self.on_barrier(checkpoint_id).await?;
+                Ok(OperatorState::empty())
+            }
+            Some(_) => {
+                self.flush().await?;
+                let t = self
+                    .txn
+                    .as_mut()
+                    .ok_or_else(|| WeirError::Internal("txn".into()))?;
+                blocking(|| t.pre_commit(checkpoint_id))
+            }
+        }
+    }
+
+    async fn commit(&mut self, checkpoint_id: u64) -> Result<()> {
+        match self.txn.as_mut() {
+            None => Ok(()),
+            Some(t) => blocking(|| t.commit(checkpoint_id)),
         }
     }
 
     async fn finish(&mut self) -> Result<()> {
         self.flush().await?;
+        if let Some(t) = &self.txn {
+            t.check_finished()?;
+        }
         tracing::debug!(
             "kafka table {}: sink subtask {} delivered {} messages to '{}'",
             self.table,
             self.subtask,
-            self.state.delivered(),
+            self.out().1.delivered(),
             self.topic
         );
         Ok(())

@@ -117,6 +117,7 @@ impl SourceFactory for KafkaSourceFactory {
             layout: self.layout.clone(),
             splits,
             positions,
+            restored: Arc::new(Vec::new()),
             subtask,
         }))
     }
@@ -150,6 +151,10 @@ struct KafkaSource {
     /// Per split: the offset after the last message emitted (the next one
     /// to read), [`UNRESOLVED`] before the start offset is known.
     positions: Arc<Vec<AtomicI64>>,
+    /// Per split: the offset a checkpoint restored (`None`: the split was
+    /// not in the checkpoint and starts per `'scan.startup.mode'`). Empty
+    /// when not resuming.
+    restored: Arc<Vec<Option<i64>>>,
     subtask: usize,
 }
 
@@ -190,6 +195,7 @@ impl Source for KafkaSource {
             layout: self.layout.clone(),
             splits: self.splits.clone(),
             positions: self.positions.clone(),
+            restored: self.restored.clone(),
             reporter: Arc::new(Reporter::new(&self.table, Some(ctx.metrics().clone()))),
             stop: stop.clone(),
             subtask: self.subtask,
@@ -232,9 +238,42 @@ impl Source for KafkaSource {
             })
             .collect()
     }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    /// Resumes each checkpointed partition at its stored next offset;
+    /// partitions the checkpoint does not know (added since, or whose start
+    /// was not resolved when it was taken) start per `'scan.startup.mode'`.
+    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
+        let mut restored = vec![None; self.splits.len()];
+        for p in positions {
+            let Some(i) = self.splits.iter().position(|tp| tp.to_string() == p.split) else {
+                return Err(WeirError::State(format!(
+                    "kafka table {}: checkpointed partition {} is not read by subtask {} \
+                     (were partitions or the parallelism changed?)",
+                    self.table, p.split, self.subtask
+                )));
+            };
+            // A split whose start was not resolved is stored as the startup
+            // mode's name: it starts per that mode again.
+            if let Ok(offset) = p.position.parse::<i64>() {
+                restored[i] = Some(offset);
+                self.positions[i].store(offset, Ordering::Relaxed);
+            }
+        }
+        self.restored = Arc::new(restored);
+        Ok(())
+    }
 }
 
 impl KafkaSource {
+    /// A batch without rows, to report a position alone.
+    fn empty(&self) -> RecordBatch {
+        RecordBatch::new_empty(self.layout.schema().clone())
+    }
+
     /// Emits what the reader sends until it finishes, the job is cancelled
     /// or emitting fails.
     async fn receive(
@@ -258,8 +297,10 @@ impl KafkaSource {
             };
             match event {
                 Event::Started(offsets) => {
-                    for (p, o) in self.positions.iter().zip(offsets) {
+                    for (i, (p, o)) in self.positions.iter().zip(offsets).enumerate() {
                         p.store(o, Ordering::Relaxed);
+                        // Report the resolved start to the checkpoints.
+                        ctx.emit_at(i, self.empty(), o).await?;
                     }
                 }
                 Event::Batch {
@@ -276,12 +317,13 @@ impl KafkaSource {
                         // and positions stay at what was.
                         continue;
                     }
-                    if let Some(b) = batch {
-                        ctx.emit(split, b).await?;
-                    }
                     if let Some(p) = self.positions.get(split) {
                         p.store(next_offset, Ordering::Relaxed);
                     }
+                    // A checkpoint barrier may follow: it records
+                    // `next_offset` as this split's position.
+                    let b = batch.unwrap_or_else(|| self.empty());
+                    ctx.emit_at(split, b, next_offset).await?;
                 }
                 Event::Failed(e) => {
                     stop.store(true, Ordering::Relaxed);
@@ -323,6 +365,8 @@ struct Reader {
     splits: Vec<TopicPartition>,
     /// Emitted positions (updated by the subtask), committed to the group.
     positions: Arc<Vec<AtomicI64>>,
+    /// Offsets restored from a checkpoint, per split (see [`KafkaSource`]).
+    restored: Arc<Vec<Option<i64>>>,
     reporter: Arc<Reporter>,
     stop: Arc<AtomicBool>,
     subtask: usize,
@@ -488,6 +532,16 @@ impl Reader {
             let Some((low, high)) = self.watermarks(consumer, tp)? else {
                 return Ok(None);
             };
+            if let Some(o) = self.restored.get(i).copied().flatten() {
+                if o < low {
+                    tracing::warn!(
+                        "kafka table {}: checkpointed offset {o} of {tp} is before the start of the log ({low}): the messages in between were deleted and are skipped",
+                        self.table
+                    );
+                }
+                out.push(o.clamp(low, high.max(low)));
+                continue;
+            }
             let committed_here = committed.as_ref().and_then(|c| c[i]);
             let start = match &self.options.startup {
                 StartupMode::EarliestOffset => low,

@@ -4,8 +4,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Distinct, Expr, FunctionArguments, GroupByExpr, GroupByWithModifier, LimitClause, OrderByKind,
-    Query, Select, SelectFlavor, SetExpr, SetOperator, SetQuantifier, TableFactor, Visit, Visitor,
+    Distinct, Expr, FunctionArguments, GroupByExpr, GroupByWithModifier, LimitClause, Query,
+    Select, SelectFlavor, SetExpr, SetOperator, SetQuantifier, TableFactor, Visit, Visitor,
 };
 use sqlparser::tokenizer::Span;
 
@@ -15,11 +15,9 @@ use crate::DialectError;
 /// Construct names used in [`DialectError::Unsupported`].
 pub(crate) mod construct {
     pub const JOIN: &str = "JOIN";
-    pub const ORDER_BY: &str = "ORDER BY";
     pub const LIMIT: &str = "LIMIT";
     pub const OFFSET: &str = "OFFSET";
     pub const FETCH: &str = "FETCH";
-    pub const OVER: &str = "window function (OVER)";
     pub const DISTINCT: &str = "SELECT DISTINCT";
     pub const SUBQUERY: &str = "subquery in expression";
     pub const UNION: &str = "UNION (without ALL)";
@@ -38,11 +36,9 @@ pub(crate) mod construct {
 pub(crate) fn hint(construct_name: &str) -> &'static str {
     match construct_name {
         construct::JOIN => " (joins are not supported yet)",
-        construct::ORDER_BY => " (ORDER BY is not supported on streams yet)",
         construct::LIMIT | construct::OFFSET | construct::FETCH => {
             " (LIMIT, OFFSET and FETCH are not supported on streams yet)"
         }
-        construct::OVER => " (OVER aggregations are not supported yet)",
         construct::DISTINCT => " (not supported yet; use GROUP BY)",
         construct::UNION => " (only UNION ALL is supported)",
         construct::HINT => " (hints are not supported; Weir does not ignore them silently)",
@@ -57,8 +53,7 @@ pub(crate) fn hint(construct_name: &str) -> &'static str {
 }
 
 /// Checks that `query` stays within the subset of Flink SQL that Weir runs:
-/// no joins (including comma joins), ORDER BY, LIMIT/OFFSET/FETCH, window
-/// functions (OVER), SELECT DISTINCT, subqueries in expressions, set
+/// no joins (including comma joins), LIMIT/OFFSET/FETCH, SELECT DISTINCT, subqueries in expressions, set
 /// operations other than UNION ALL, GROUPING SETS/ROLLUP/CUBE,
 /// MATCH_RECOGNIZE, LATERAL or VALUES. Derived tables (`FROM (SELECT ...) t`),
 /// CTEs and window table-valued functions are supported.
@@ -176,16 +171,8 @@ impl Visitor for Checker {
                 self.report("WITH RECURSIVE", with.with_token.0.span);
             }
         }
-        if let Some(order_by) = &query.order_by {
-            let span = match &order_by.kind {
-                OrderByKind::Expressions(exprs) => exprs
-                    .first()
-                    .map(|o| expr_start(&o.expr))
-                    .unwrap_or(Span::empty()),
-                OrderByKind::All(_) => Span::empty(),
-            };
-            self.report(construct::ORDER_BY, span);
-        }
+        // ORDER BY and OVER are checked by the planner (streaming ORDER BY
+        // rowtime, OVER windows, ROW_NUMBER deduplication).
         match &query.limit_clause {
             None => {}
             Some(LimitClause::LimitOffset {
@@ -300,9 +287,7 @@ impl Visitor for Checker {
         if let Some(e) = select.sort_by.first() {
             self.report("SORT BY", expr_start(&e.expr));
         }
-        if let Some(w) = select.named_window.first() {
-            self.report("WINDOW clause", w.0.span);
-        }
+        // A named WINDOW clause is planned by DataFusion (OVER windows).
         if let Some(q) = &select.qualify {
             self.report("QUALIFY", expr_start(q));
         }
@@ -404,15 +389,11 @@ impl Visitor for Checker {
             Expr::GroupingSets(_) => self.report(construct::GROUPING_SETS, span()),
             Expr::Cube(_) => self.report(construct::CUBE, span()),
             Expr::Rollup(_) => self.report(construct::ROLLUP, span()),
-            Expr::Function(f) => {
-                if f.over.is_some() {
-                    self.report(construct::OVER, span());
-                }
+            Expr::Function(f)
                 if matches!(f.args, FunctionArguments::Subquery(_))
-                    || matches!(f.parameters, FunctionArguments::Subquery(_))
-                {
-                    self.report(construct::SUBQUERY, span());
-                }
+                    || matches!(f.parameters, FunctionArguments::Subquery(_)) =>
+            {
+                self.report(construct::SUBQUERY, span());
             }
             _ => {}
         }

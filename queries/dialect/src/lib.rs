@@ -269,6 +269,9 @@ pub enum TvfKind {
         max_delay_ms: i64,
         /// Rows buffered per key before the oldest gap is given up.
         max_buffer_rows: Option<u64>,
+        /// The sequence number every key starts at (`None`: a key's first
+        /// row starts its sequence).
+        first_sequence: Option<i64>,
         /// `SEQUENCE_GAPS` (true) or `SEQUENCE_ORDER` (false).
         gaps: bool,
     },
@@ -355,9 +358,8 @@ pub enum DialectError {
         /// What was expected and found.
         message: String,
     },
-    /// A construct Weir does not support (yet), named: "JOIN", "ORDER BY",
-    /// "LIMIT", "window function (OVER)", "SELECT DISTINCT", "subquery in
-    /// expression", "UNION (without ALL)", "INTERSECT", "EXCEPT", "GROUPING
+    /// A construct Weir does not support (yet), named: "JOIN", "LIMIT",
+    /// "SELECT DISTINCT", "subquery in expression", "UNION (without ALL)", "INTERSECT", "EXCEPT", "GROUPING
     /// SETS", "ROLLUP", "CUBE", "MATCH_RECOGNIZE", "LATERAL", "VALUES", or a
     /// statement kind such as "DROP TABLE statement".
     #[error("line {line}: unsupported construct: {construct}{}", check::hint(.construct))]

@@ -68,9 +68,14 @@ impl Window {
             Window::Hop => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
             Window::Cumulate => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
             Window::Session => &["DATA", "TIMECOL", "GAP"],
-            Window::SequenceOrder | Window::SequenceGaps => {
-                &["DATA", "KEYCOL", "SEQCOL", "MAX_DELAY", "MAX_BUFFER"]
-            }
+            Window::SequenceOrder | Window::SequenceGaps => &[
+                "DATA",
+                "KEYCOL",
+                "SEQCOL",
+                "MAX_DELAY",
+                "MAX_BUFFER",
+                "FIRST_SEQUENCE",
+            ],
         }
     }
 
@@ -90,10 +95,10 @@ impl Window {
             Window::Cumulate => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, size [, offset])",
             Window::Session => "SESSION(TABLE t [PARTITION BY k, ...], DESCRIPTOR(ts), gap)",
             Window::SequenceOrder => {
-                "SEQUENCE_ORDER(TABLE t, DESCRIPTOR(key, ...), DESCRIPTOR(seq), max_delay [, max_buffer_rows])"
+                "SEQUENCE_ORDER(TABLE t, DESCRIPTOR(key, ...), DESCRIPTOR(seq), max_delay [, max_buffer_rows [, first_sequence]])"
             }
             Window::SequenceGaps => {
-                "SEQUENCE_GAPS(TABLE t, DESCRIPTOR(key, ...), DESCRIPTOR(seq), max_delay [, max_buffer_rows])"
+                "SEQUENCE_GAPS(TABLE t, DESCRIPTOR(key, ...), DESCRIPTOR(seq), max_delay [, max_buffer_rows [, first_sequence]])"
             }
         }
     }
@@ -566,9 +571,25 @@ fn bind(
                 }
             },
         };
+        let first_sequence = match arg(5) {
+            None => None,
+            Some(e) => match integer_literal(e) {
+                Some(n) => Some(n),
+                None => {
+                    return Err(invalid(
+                        line,
+                        format!(
+                            "FIRST_SEQUENCE of {fname} must be an integer literal, found: {}",
+                            short(e)
+                        ),
+                    ))
+                }
+            },
+        };
         let kind = TvfKind::Sequence {
             max_delay_ms,
             max_buffer_rows,
+            first_sequence,
             gaps: window == Window::SequenceGaps,
         };
         return Ok((kind, input, seq_column, partition_by));

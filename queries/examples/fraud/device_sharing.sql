@@ -1,0 +1,33 @@
+-- Device sharing: more than 3 distinct cards on one device within 10 minutes.
+-- cargo run -- run queries/examples/fraud/device_sharing.sql
+CREATE TABLE tx (
+  tx_id        BIGINT,
+  account_id   BIGINT,
+  card_id      BIGINT,
+  device_id    BIGINT,
+  merchant_id  BIGINT,
+  amount       DOUBLE,
+  merchant_lat DOUBLE,
+  merchant_lon DOUBLE,
+  seq          BIGINT,
+  event_time   TIMESTAMP(3),
+  fraud_label  STRING,   -- ground truth: which injected case a row belongs to (NULL: clean)
+  fraud_case   BIGINT,
+  -- The generator delays rows by at most 'out-of-order.max-delay' (5 s):
+  -- a watermark 5 s behind makes no row late.
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
+) WITH (
+  'connector' = 'transactions',
+  'events.num' = '200000',
+  'accounts' = '1000',
+  'event-interval' = '100 ms',
+  'out-of-order.rate' = '0.05',
+  'duplicate.rate' = '0.01',
+  'fraud.rate' = '0.001'
+);
+
+SELECT device_id, distinct_cards, tx_count, window_first_time, event_time, card_id,
+       tx_id, fraud_label
+FROM TABLE(DEVICE_SHARING(TABLE tx, DESCRIPTOR(device_id), DESCRIPTOR(event_time),
+                          DESCRIPTOR(card_id), 3, INTERVAL '10' MINUTE,
+                          DESCRIPTOR(card_id, tx_id, fraud_label)));

@@ -1,0 +1,35 @@
+-- Impossible travel: two consecutive transactions of a card more than 50 km
+-- apart at more than 900 km/h.
+-- cargo run -- run queries/examples/fraud/impossible_travel.sql
+CREATE TABLE tx (
+  tx_id        BIGINT,
+  account_id   BIGINT,
+  card_id      BIGINT,
+  device_id    BIGINT,
+  merchant_id  BIGINT,
+  amount       DOUBLE,
+  merchant_lat DOUBLE,
+  merchant_lon DOUBLE,
+  seq          BIGINT,
+  event_time   TIMESTAMP(3),
+  fraud_label  STRING,   -- ground truth: which injected case a row belongs to (NULL: clean)
+  fraud_case   BIGINT,
+  -- The generator delays rows by at most 'out-of-order.max-delay' (5 s):
+  -- a watermark 5 s behind makes no row late.
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
+) WITH (
+  'connector' = 'transactions',
+  'events.num' = '200000',
+  'accounts' = '1000',
+  'event-interval' = '100 ms',
+  'out-of-order.rate' = '0.05',
+  'duplicate.rate' = '0.01',
+  'fraud.rate' = '0.001'
+);
+
+SELECT card_id, ROUND(distance_km) AS km, ROUND(speed_kmh) AS kmh,
+       prev_event_time, event_time, tx_id, fraud_label
+FROM TABLE(IMPOSSIBLE_TRAVEL(TABLE tx, DESCRIPTOR(card_id), DESCRIPTOR(event_time),
+                             DESCRIPTOR(merchant_lat), DESCRIPTOR(merchant_lon),
+                             900, 50,
+                             DESCRIPTOR(tx_id, fraud_label)));
