@@ -1,7 +1,8 @@
-//! The Kinesis source resumed from a checkpoint, against kinesis-local
-//! (kinesis-mock, which has `UpdateShardCount`): a checkpoint taken after a
+//! The Kinesis source resumed from a checkpoint: a checkpoint taken after a
 //! reshard (parent finished, children being read), a restore after a second
-//! reshard; every record exactly once, in order per key.
+//! reshard; every record exactly once, in order per key. Against
+//! kinesis-local (kinesis-mock, `UpdateShardCount`) and kinesalite
+//! (`SplitShard`, `MergeShards`).
 
 mod common;
 mod kinesis_support;
@@ -127,6 +128,103 @@ async fn resumed_after_reshards_every_record_exactly_once() -> Result<()> {
     put(&c, &stream, &events(keys, 10, 15)).await?;
 
     // A new source (a new coordinator: a restarted process) from the cut.
+    let second = factory(&emu.endpoint, &stream)?;
+    let rest = tokio::time::timeout(
+        Duration::from_secs(90),
+        run_restored(second.as_ref(), 0, 1, &cut.positions),
+    )
+    .await
+    .map_err(|_| WeirError::Internal("the restored source did not end".into()))??;
+    let mut all = before;
+    all.extend(records(&rest));
+    assert_eq!(all.len(), keys * 15, "every record exactly once");
+    let mut next: HashMap<&str, i64> = HashMap::new();
+    for (k, n) in &all {
+        let want = next.entry(k.as_str()).or_insert(0);
+        assert_eq!(*n, *want, "key {k} out of order or repeated");
+        *want += 1;
+    }
+    Ok(())
+}
+
+/// (id, open, first hash key) of every shard.
+async fn shards(c: &aws_sdk_kinesis::Client, stream: &str) -> Result<Vec<(String, bool, u128)>> {
+    let out = c
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .map_err(|e| WeirError::external("ListShards", e))?;
+    Ok(out
+        .shards()
+        .iter()
+        .map(|s| {
+            let open = s
+                .sequence_number_range()
+                .is_none_or(|r| r.ending_sequence_number().is_none());
+            let lo = s
+                .hash_key_range()
+                .and_then(|h| h.starting_hash_key().parse().ok())
+                .unwrap_or(0);
+            (s.shard_id().to_string(), open, lo)
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_after_split_and_merge_on_kinesalite() -> Result<()> {
+    let Some(emu) = emulator(Kind::Kinesalite) else {
+        return Ok(());
+    };
+    let c = client(&emu.endpoint).await?;
+    let stream = unique_stream("ckptlite");
+    create_stream(&c, &stream, 1).await?;
+    let keys = 16;
+    put(&c, &stream, &events(keys, 0, 5)).await?;
+    c.split_shard()
+        .stream_name(&stream)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((u128::MAX / 2).to_string())
+        .send()
+        .await
+        .map_err(|e| WeirError::external("SplitShard", e))?;
+    wait_active(&c, &stream).await?;
+    put(&c, &stream, &events(keys, 5, 10)).await?;
+
+    let first = factory(&emu.endpoint, &stream)?;
+    let Some(cut) = run_until(first.as_ref(), 0, 1, None, TriggerAfter::Rows(keys * 5 + 3)).await?
+    else {
+        return Err(WeirError::Internal(
+            "the source ended before a checkpoint".into(),
+        ));
+    };
+    assert!(
+        cut.positions
+            .iter()
+            .any(|p| p.split.ends_with("shardId-000000000000")
+                && p.position.starts_with("SHARD_END:")),
+        "{:?}",
+        cut.positions
+    );
+    let before = records(&cut.batches);
+
+    let mut children: Vec<(String, bool, u128)> = shards(&c, &stream)
+        .await?
+        .into_iter()
+        .filter(|s| s.1)
+        .collect();
+    children.sort_by_key(|s| s.2);
+    assert_eq!(children.len(), 2, "{children:?}");
+    c.merge_shards()
+        .stream_name(&stream)
+        .shard_to_merge(&children[0].0)
+        .adjacent_shard_to_merge(&children[1].0)
+        .send()
+        .await
+        .map_err(|e| WeirError::external("MergeShards", e))?;
+    wait_active(&c, &stream).await?;
+    put(&c, &stream, &events(keys, 10, 15)).await?;
+
     let second = factory(&emu.endpoint, &stream)?;
     let rest = tokio::time::timeout(
         Duration::from_secs(90),
