@@ -39,6 +39,7 @@ pub mod kafka;
 pub mod kinesis;
 pub mod nexmark;
 pub mod options;
+mod pacing;
 pub mod print;
 pub mod transactions;
 

@@ -1,8 +1,8 @@
 //! The nexmark source: generator splits assigned to subtasks, unthrottled or
 //! paced by the wall clock.
 
+use arrow::record_batch::RecordBatch;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -11,6 +11,7 @@ use weir_engine::{Result, WeirError};
 
 use super::generator::{Params, SplitGenerator};
 use super::options::NexmarkOptions;
+use crate::pacing::{run_paced, run_unpaced, PacedSplit};
 
 /// Creates nexmark source subtasks for one table.
 pub struct NexmarkSourceFactory {
@@ -112,8 +113,8 @@ impl Source for NexmarkSource {
 
     async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
         match self.rate {
-            None => self.run_unthrottled(ctx).await,
-            Some(rate) => self.run_throttled(ctx, rate).await,
+            None => run_unpaced(&mut self.generators, self.batch_size, ctx).await,
+            Some(rate) => run_paced(&mut self.generators, self.batch_size, rate, ctx).await,
         }
     }
 
@@ -155,71 +156,22 @@ impl Source for NexmarkSource {
     }
 }
 
-impl NexmarkSource {
-    /// Batches from the local splits in turn until they are all exhausted.
-    async fn run_unthrottled(&mut self, ctx: &mut SourceContext) -> Result<()> {
-        loop {
-            let mut produced = false;
-            for (local, (_, g)) in self.generators.iter_mut().enumerate() {
-                if ctx.is_cancelled() {
-                    return Ok(());
-                }
-                if let Some(batch) = g.next_batch(self.batch_size, u64::MAX)? {
-                    produced = true;
-                    ctx.emit_at(local, batch, g.position()).await?;
-                }
-            }
-            if !produced {
-                return Ok(());
-            }
-            tokio::task::consume_budget().await;
-        }
+impl PacedSplit for SplitGenerator {
+    /// Slots are event numbers.
+    fn next_due_batch(&mut self, max_rows: usize, due: f64) -> Result<Option<RecordBatch>> {
+        let limit = if due.is_finite() {
+            due.clamp(0.0, u64::MAX as f64 / 2.0) as u64
+        } else {
+            u64::MAX
+        };
+        self.next_batch(max_rows, limit)
     }
 
-    /// Emits each row when its event becomes due: event number `n` at
-    /// `(n - first) / rate` seconds after the start, where `first` is the
-    /// first event this run produces (0, or where a checkpoint resumed),
-    /// waking at most every millisecond.
-    async fn run_throttled(&mut self, ctx: &mut SourceContext, rate: f64) -> Result<()> {
-        let first = self
-            .generators
-            .iter()
-            .filter_map(|(_, g)| g.next_event_number())
-            .min()
-            .unwrap_or(0);
-        let start = Instant::now() - Duration::from_secs_f64(first as f64 / rate);
-        loop {
-            if ctx.is_cancelled() {
-                return Ok(());
-            }
-            let elapsed = start.elapsed().as_secs_f64();
-            // Event n is due when n / rate <= elapsed.
-            let limit = (elapsed * rate).floor().min(u64::MAX as f64 / 2.0) as u64 + 1;
-            for (local, (_, g)) in self.generators.iter_mut().enumerate() {
-                while let Some(batch) = g.next_batch(self.batch_size, limit)? {
-                    ctx.emit_at(local, batch, g.position()).await?;
-                    if ctx.is_cancelled() {
-                        return Ok(());
-                    }
-                }
-            }
-            let next = self
-                .generators
-                .iter()
-                .filter_map(|(_, g)| g.next_event_number())
-                .min();
-            let Some(next) = next else {
-                return Ok(());
-            };
-            let now = Instant::now();
-            let due = start + Duration::from_secs_f64((next as f64 / rate).min(1.0e9));
-            // Wake when the next row is due, at least 1 ms from now, and at
-            // least every 100 ms to notice cancellation.
-            let wake = due
-                .max(now + Duration::from_millis(1))
-                .min(now + Duration::from_millis(100));
-            tokio::time::sleep_until(wake.into()).await;
-            ctx.tick().await?;
-        }
+    fn next_slot(&mut self) -> Option<f64> {
+        self.next_event_number().map(|n| n as f64)
+    }
+
+    fn position(&self) -> u64 {
+        SplitGenerator::position(self)
     }
 }

@@ -1,8 +1,8 @@
 //! The transactions source: generator splits (account ranges) assigned to
 //! subtasks, unpaced or paced by the wall clock.
 
+use arrow::record_batch::RecordBatch;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -11,6 +11,7 @@ use weir_engine::{Result, WeirError};
 
 use super::generator::{Params, SplitGenerator};
 use super::options::TransactionsOptions;
+use crate::pacing::{run_paced, run_unpaced, PacedSplit};
 
 /// Creates transactions source subtasks for one table.
 pub struct TransactionsSourceFactory {
@@ -119,8 +120,8 @@ impl Source for TransactionsSource {
 
     async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
         match self.rate {
-            None => self.run_unpaced(ctx).await,
-            Some(rate) => self.run_paced(ctx, rate).await,
+            None => run_unpaced(&mut self.generators, self.batch_size, ctx).await,
+            Some(rate) => run_paced(&mut self.generators, self.batch_size, rate, ctx).await,
         }
     }
 
@@ -162,72 +163,22 @@ impl Source for TransactionsSource {
     }
 }
 
-impl TransactionsSource {
-    /// Batches from the local splits in turn until they are all exhausted.
-    async fn run_unpaced(&mut self, ctx: &mut SourceContext) -> Result<()> {
-        loop {
-            let mut produced = false;
-            for (local, (_, g)) in self.generators.iter_mut().enumerate() {
-                if ctx.is_cancelled() {
-                    return Ok(());
-                }
-                if let Some(batch) = g.next_batch(self.batch_size, i64::MAX)? {
-                    produced = true;
-                    ctx.emit_at(local, batch, g.position()).await?;
-                }
-            }
-            if !produced {
-                return Ok(());
-            }
-            tokio::task::consume_budget().await;
-        }
+impl PacedSplit for SplitGenerator {
+    /// Slots are event times in units of the generator's interval.
+    fn next_due_batch(&mut self, max_rows: usize, due: f64) -> Result<Option<RecordBatch>> {
+        let limit = if due.is_finite() {
+            self.slot_time(due)
+        } else {
+            i64::MAX
+        };
+        self.next_batch(max_rows, limit)
     }
 
-    /// Emits rows as their slots fall due: the row at slot `n`'s event
-    /// time `(n - first) / rate` seconds after the start, where `first` is
-    /// the slot of the first row this run produces (0, or where a
-    /// checkpoint resumed), waking at most every millisecond.
-    async fn run_paced(&mut self, ctx: &mut SourceContext, rate: f64) -> Result<()> {
-        let first = self
-            .generators
-            .iter_mut()
-            .filter_map(|(_, g)| g.next_time().map(|t| g.slot_of(t)))
-            .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.min(s))))
-            .unwrap_or(0.0)
-            .max(0.0);
-        let now = Instant::now();
-        let start = now
-            .checked_sub(Duration::from_secs_f64((first / rate).clamp(0.0, 1.0e9)))
-            .unwrap_or(now);
-        loop {
-            if ctx.is_cancelled() {
-                return Ok(());
-            }
-            let due_slots = (start.elapsed().as_secs_f64() * rate).floor() + 1.0;
-            let mut next: Option<f64> = None;
-            for (local, (_, g)) in self.generators.iter_mut().enumerate() {
-                let limit = g.slot_time(due_slots);
-                while let Some(batch) = g.next_batch(self.batch_size, limit)? {
-                    ctx.emit_at(local, batch, g.position()).await?;
-                    if ctx.is_cancelled() {
-                        return Ok(());
-                    }
-                }
-                if let Some(t) = g.next_time() {
-                    let slot = g.slot_of(t);
-                    next = Some(next.map_or(slot, |n| n.min(slot)));
-                }
-            }
-            let Some(next) = next else {
-                return Ok(());
-            };
-            let now = Instant::now();
-            let due = start + Duration::from_secs_f64((next / rate).clamp(0.0, 1.0e9));
-            let wake = due
-                .max(now + Duration::from_millis(1))
-                .min(now + Duration::from_millis(100));
-            tokio::time::sleep_until(wake.into()).await;
-            ctx.tick().await?;
-        }
+    fn next_slot(&mut self) -> Option<f64> {
+        self.next_time().map(|t| self.slot_of(t))
+    }
+
+    fn position(&self) -> u64 {
+        SplitGenerator::position(self)
     }
 }

@@ -1,0 +1,100 @@
+//! The run loops shared by the generator sources (`nexmark`,
+//! `transactions`): a subtask's local splits in turn, either as fast as
+//! possible or paced by the wall clock, every batch emitted with its
+//! split's resume position.
+
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use weir_engine::source::SourceContext;
+use weir_engine::Result;
+
+/// One generator split as the run loops drive it. A split's rows sit in
+/// numbered "slots" (event numbers, or event time in units of the
+/// generator's interval); pacing at `rate` makes slot `n` due `n / rate`
+/// seconds after the start.
+pub(crate) trait PacedSplit: Send {
+    /// The next batch of at most `max_rows` rows among the slots below
+    /// `due` (`f64::INFINITY`: all of them); `None` when nothing is due.
+    fn next_due_batch(&mut self, max_rows: usize, due: f64) -> Result<Option<RecordBatch>>;
+
+    /// The slot of the next row (`None`: the split is done).
+    fn next_slot(&mut self) -> Option<f64>;
+
+    /// Where to resume after the rows produced so far.
+    fn position(&self) -> u64;
+}
+
+/// Batches from the splits in turn until they are all exhausted.
+pub(crate) async fn run_unpaced<G: PacedSplit>(
+    splits: &mut [(usize, G)],
+    batch_size: usize,
+    ctx: &mut SourceContext,
+) -> Result<()> {
+    loop {
+        let mut produced = false;
+        for (local, (_, g)) in splits.iter_mut().enumerate() {
+            if ctx.is_cancelled() {
+                return Ok(());
+            }
+            if let Some(batch) = g.next_due_batch(batch_size, f64::INFINITY)? {
+                produced = true;
+                ctx.emit_at(local, batch, g.position()).await?;
+            }
+        }
+        if !produced {
+            return Ok(());
+        }
+        tokio::task::consume_budget().await;
+    }
+}
+
+/// Emits rows as their slots fall due at `rate` slots per second, counted
+/// from the first slot this run produces (0, or where a checkpoint
+/// resumed), waking when the next row is due but at least 1 ms apart and
+/// at least every 100 ms (to notice cancellation).
+pub(crate) async fn run_paced<G: PacedSplit>(
+    splits: &mut [(usize, G)],
+    batch_size: usize,
+    rate: f64,
+    ctx: &mut SourceContext,
+) -> Result<()> {
+    let first = splits
+        .iter_mut()
+        .filter_map(|(_, g)| g.next_slot())
+        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.min(s))))
+        .unwrap_or(0.0)
+        .max(0.0);
+    let now = Instant::now();
+    let start = now
+        .checked_sub(Duration::from_secs_f64((first / rate).clamp(0.0, 1.0e9)))
+        .unwrap_or(now);
+    loop {
+        if ctx.is_cancelled() {
+            return Ok(());
+        }
+        let due = (start.elapsed().as_secs_f64() * rate).floor() + 1.0;
+        let mut next: Option<f64> = None;
+        for (local, (_, g)) in splits.iter_mut().enumerate() {
+            while let Some(batch) = g.next_due_batch(batch_size, due)? {
+                ctx.emit_at(local, batch, g.position()).await?;
+                if ctx.is_cancelled() {
+                    return Ok(());
+                }
+            }
+            if let Some(slot) = g.next_slot() {
+                next = Some(next.map_or(slot, |n| n.min(slot)));
+            }
+        }
+        let Some(next) = next else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let due_at = start + Duration::from_secs_f64((next / rate).clamp(0.0, 1.0e9));
+        let wake = due_at
+            .max(now + Duration::from_millis(1))
+            .min(now + Duration::from_millis(100));
+        tokio::time::sleep_until(wake.into()).await;
+        ctx.tick().await?;
+    }
+}
