@@ -1,13 +1,13 @@
-//! The run loops shared by the generator sources (`nexmark`,
-//! `transactions`): a subtask's local splits in turn, either as fast as
-//! possible or paced by the wall clock, every batch emitted with its
-//! split's resume position.
+//! What the generator sources (`nexmark`, `transactions`) share: the run
+//! loops over a subtask's local splits (as fast as possible, or paced by
+//! the wall clock, every batch emitted with its split's resume position),
+//! and their checkpoint positions (`<prefix>/<split>` = a row number).
 
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
-use weir_engine::source::SourceContext;
-use weir_engine::Result;
+use weir_engine::source::{SourceContext, SplitPosition};
+use weir_engine::{Result, WeirError};
 
 /// One generator split as the run loops drive it. A split's rows sit in
 /// numbered "slots" (event numbers, or event time in units of the
@@ -23,6 +23,55 @@ pub(crate) trait PacedSplit: Send {
 
     /// Where to resume after the rows produced so far.
     fn position(&self) -> u64;
+
+    /// Moves the split to a value of [`PacedSplit::position`].
+    fn seek(&mut self, position: u64) -> Result<()>;
+}
+
+/// The positions of `splits` (global split index, split), named
+/// `<prefix>/<index>`.
+pub(crate) fn split_positions<G: PacedSplit>(
+    splits: &[(usize, G)],
+    prefix: &str,
+) -> Vec<SplitPosition> {
+    splits
+        .iter()
+        .map(|(k, g)| SplitPosition {
+            split: format!("{prefix}/{k}"),
+            position: g.position().to_string(),
+        })
+        .collect()
+}
+
+/// Seeks each split named in `positions` (as [`split_positions`] names
+/// them) to its position; `unit` says what a position counts in errors. A
+/// split this subtask does not read, or a position that is not a number,
+/// is a state error.
+pub(crate) fn restore_split_positions<G: PacedSplit>(
+    splits: &mut [(usize, G)],
+    prefix: &str,
+    unit: &str,
+    positions: &[SplitPosition],
+) -> Result<()> {
+    for p in positions {
+        let Some((_, g)) = splits
+            .iter_mut()
+            .find(|(k, _)| format!("{prefix}/{k}") == p.split)
+        else {
+            return Err(WeirError::State(format!(
+                "checkpointed split {} is not read by this subtask (were the splits changed?)",
+                p.split
+            )));
+        };
+        let position: u64 = p.position.parse().map_err(|_| {
+            WeirError::State(format!(
+                "checkpointed position '{}' of split {} is not a {unit}",
+                p.position, p.split
+            ))
+        })?;
+        g.seek(position)?;
+    }
+    Ok(())
 }
 
 /// Batches from the splits in turn until they are all exhausted.

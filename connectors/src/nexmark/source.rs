@@ -7,11 +7,11 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use weir_engine::source::{Source, SourceContext, SourceFactory, SplitPosition};
-use weir_engine::{Result, WeirError};
+use weir_engine::Result;
 
 use super::generator::{Params, SplitGenerator};
 use super::options::NexmarkOptions;
-use crate::pacing::{run_paced, run_unpaced, PacedSplit};
+use crate::pacing::{restore_split_positions, run_paced, run_unpaced, split_positions, PacedSplit};
 
 /// Creates nexmark source subtasks for one table.
 pub struct NexmarkSourceFactory {
@@ -123,36 +123,12 @@ impl Source for NexmarkSource {
     }
 
     fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
-        for p in positions {
-            let Some((_, g)) = self
-                .generators
-                .iter_mut()
-                .find(|(k, _)| format!("nexmark-{}/{k}", self.table) == p.split)
-            else {
-                return Err(WeirError::State(format!(
-                    "checkpointed split {} is not read by this subtask (were the splits changed?)",
-                    p.split
-                )));
-            };
-            let offset: u64 = p.position.parse().map_err(|_| {
-                WeirError::State(format!(
-                    "checkpointed position '{}' of split {} is not a row offset",
-                    p.position, p.split
-                ))
-            })?;
-            g.seek(offset)?;
-        }
-        Ok(())
+        let prefix = format!("nexmark-{}", self.table);
+        restore_split_positions(&mut self.generators, &prefix, "row offset", positions)
     }
 
     fn positions(&self) -> Vec<SplitPosition> {
-        self.generators
-            .iter()
-            .map(|(k, g)| SplitPosition {
-                split: format!("nexmark-{}/{k}", self.table),
-                position: g.position().to_string(),
-            })
-            .collect()
+        split_positions(&self.generators, &format!("nexmark-{}", self.table))
     }
 }
 
@@ -173,5 +149,9 @@ impl PacedSplit for SplitGenerator {
 
     fn position(&self) -> u64 {
         SplitGenerator::position(self)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<()> {
+        SplitGenerator::seek(self, position)
     }
 }

@@ -11,7 +11,7 @@ use weir_engine::{Result, WeirError};
 
 use super::generator::{Params, SplitGenerator};
 use super::options::TransactionsOptions;
-use crate::pacing::{run_paced, run_unpaced, PacedSplit};
+use crate::pacing::{restore_split_positions, run_paced, run_unpaced, split_positions, PacedSplit};
 
 /// Creates transactions source subtasks for one table.
 pub struct TransactionsSourceFactory {
@@ -130,36 +130,12 @@ impl Source for TransactionsSource {
     }
 
     fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
-        for p in positions {
-            let Some((_, g)) = self
-                .generators
-                .iter_mut()
-                .find(|(k, _)| format!("transactions/{k}") == p.split)
-            else {
-                return Err(WeirError::State(format!(
-                    "checkpointed split {} is not read by this subtask (were the splits changed?)",
-                    p.split
-                )));
-            };
-            let rows: u64 = p.position.parse().map_err(|_| {
-                WeirError::State(format!(
-                    "checkpointed position '{}' of split {} is not a row count",
-                    p.position, p.split
-                ))
-            })?;
-            g.seek(rows)?;
-        }
-        Ok(())
+        let prefix = String::from("transactions");
+        restore_split_positions(&mut self.generators, &prefix, "row count", positions)
     }
 
     fn positions(&self) -> Vec<SplitPosition> {
-        self.generators
-            .iter()
-            .map(|(k, g)| SplitPosition {
-                split: format!("transactions/{k}"),
-                position: g.position().to_string(),
-            })
-            .collect()
+        split_positions(&self.generators, &String::from("transactions"))
     }
 }
 
@@ -180,5 +156,9 @@ impl PacedSplit for SplitGenerator {
 
     fn position(&self) -> u64 {
         SplitGenerator::position(self)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<()> {
+        SplitGenerator::seek(self, position)
     }
 }
