@@ -205,42 +205,19 @@ enum Num {
 
 impl Num {
     fn of(t: &DataType) -> Num {
+        let int = |bits, signed| Num::Int {
+            bits,
+            signed,
+            timestamp: false,
+        };
         match t {
-            DataType::Int8 => Num::Int {
-                bits: 8,
-                signed: true,
-                timestamp: false,
-            },
-            DataType::Int16 => Num::Int {
-                bits: 16,
-                signed: true,
-                timestamp: false,
-            },
-            DataType::Int32 => Num::Int {
-                bits: 32,
-                signed: true,
-                timestamp: false,
-            },
-            DataType::Int64 => Num::Int {
-                bits: 64,
-                signed: true,
-                timestamp: false,
-            },
-            DataType::UInt8 => Num::Int {
-                bits: 8,
-                signed: false,
-                timestamp: false,
-            },
-            DataType::UInt16 => Num::Int {
-                bits: 16,
-                signed: false,
-                timestamp: false,
-            },
-            DataType::UInt32 => Num::Int {
-                bits: 32,
-                signed: false,
-                timestamp: false,
-            },
+            DataType::Int8 => int(8, true),
+            DataType::Int16 => int(16, true),
+            DataType::Int32 => int(32, true),
+            DataType::Int64 => int(64, true),
+            DataType::UInt8 => int(8, false),
+            DataType::UInt16 => int(16, false),
+            DataType::UInt32 => int(32, false),
             DataType::Timestamp(_, _) => Num::Int {
                 bits: 64,
                 signed: true,
