@@ -13,7 +13,8 @@ use weir_engine::{Result, WeirError};
 
 use crate::key_map::KeyMap;
 use crate::ordering::{
-    check_time_column, count_null_times, field, opt_i64, state_batch, with_keys, TimerQueue, Times,
+    advance_watermark, check_time_column, count_null_times, field, opt_i64, put_time_meta,
+    read_time_meta, state_batch, with_keys, TimerQueue, Times,
 };
 use crate::row_store::{Loc, RowStore};
 use crate::window::{int64_column, uint64_column};
@@ -311,7 +312,7 @@ impl Operator for Deduplicate {
             return Ok(());
         }
         if let Some(w) = ctx.watermark {
-            self.watermark = Some(self.watermark.map_or(w, |c| c.max(w)));
+            advance_watermark(&mut self.watermark, w);
         }
         let times = Times::read(&batch, self.config.time_column)?;
         let keys = self.keys.encode(&batch)?;
@@ -341,8 +342,7 @@ impl Operator for Deduplicate {
         _ctx: &mut OperatorContext,
         out: &mut Collector,
     ) -> Result<()> {
-        let w = self.watermark.map_or(watermark, |c| c.max(watermark));
-        self.watermark = Some(w);
+        let w = advance_watermark(&mut self.watermark, watermark);
         self.fire(w, out)?;
         self.expire(w);
         out.emit_watermark(watermark);
@@ -355,13 +355,7 @@ impl Operator for Deduplicate {
 
     fn snapshot(&mut self) -> Result<OperatorState> {
         let mut state = OperatorState::empty();
-        state.put(
-            "meta",
-            state_batch(vec![(
-                "watermark",
-                Arc::new(Int64Array::from(vec![self.watermark])),
-            )])?,
-        )?;
+        put_time_meta(&mut state, &[("watermark", self.watermark)])?;
         let s = self.stats;
         state.put(
             "counters",
@@ -413,13 +407,7 @@ impl Operator for Deduplicate {
         if state.is_empty() {
             return Ok(());
         }
-        let meta = state.require("meta")?;
-        if meta.num_rows() != 1 {
-            return Err(WeirError::State(
-                "state table 'meta' must have one row".into(),
-            ));
-        }
-        self.watermark = opt_i64(int64_column(meta, "watermark")?, 0);
+        [self.watermark] = read_time_meta(&state, ["watermark"])?;
         let c = uint64_column(state.require("counters")?, "value")?;
         if c.len() != 4 {
             return Err(WeirError::State(format!(
@@ -467,7 +455,7 @@ impl Operator for Deduplicate {
 mod tests {
     use super::*;
     use crate::test_util::agg::{input, input_schema};
-    use crate::test_util::{rows_of, Event, Harness};
+    use crate::test_util::{self, rows_of, Event, Harness, Step};
 
     fn op(ttl: Option<i64>) -> Harness<Deduplicate> {
         let mut c = DeduplicateConfig::new(input_schema(), vec![1], 0);
@@ -578,7 +566,7 @@ mod tests {
 
     fn replay(
         ttl: Option<i64>,
-        steps: &[Result<RecordBatch, i64>],
+        steps: &[Step],
         cut: Option<usize>,
     ) -> (Vec<Event>, DeduplicateStats) {
         let make = || {
@@ -586,32 +574,7 @@ mod tests {
             c.state_ttl_ms = ttl;
             Deduplicate::try_new(c).expect("operator")
         };
-        let mut h = Harness::new(make());
-        let mut events = Vec::new();
-        for (i, step) in steps.iter().enumerate() {
-            if Some(i) == cut {
-                let bytes =
-                    h.op.snapshot()
-                        .expect("snapshot")
-                        .to_bytes()
-                        .expect("bytes");
-                let mut fresh = make();
-                fresh
-                    .restore(OperatorState::from_bytes(&bytes).expect("decode"))
-                    .expect("restore");
-                events.extend(h.take_events());
-                let (wm, late) = (h.ctx.watermark, h.late_dropped());
-                h = Harness::new(fresh);
-                h.ctx.watermark = wm;
-                h.ctx.metrics.add_late_dropped(late);
-            }
-            match step {
-                Ok(b) => h.batch(b.clone()).expect("batch"),
-                Err(w) => h.watermark(*w).expect("wm"),
-            }
-        }
-        h.end().expect("end");
-        events.extend(h.take_events());
+        let (events, h) = test_util::replay(make, steps, cut);
         (events, h.op.stats())
     }
 

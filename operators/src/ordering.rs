@@ -6,8 +6,12 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use weir_engine::message::EventTime;
 use weir_engine::operator::OperatorContext;
+use weir_engine::state::OperatorState;
 use weir_engine::{Result, WeirError};
+
+use crate::window::int64_column;
 
 /// A min-queue of timers `(time, tiebreak, payload)`: the smallest time (then
 /// tiebreak) first. Entries may be stale; callers validate them when popped.
@@ -235,6 +239,48 @@ pub(crate) fn state_batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch>
         .collect();
     let arrays = columns.into_iter().map(|(_, c)| c).collect();
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+/// Writes the one-row state table `meta` of nullable Int64 event times
+/// (watermarks and the like), one column per name.
+pub(crate) fn put_time_meta(
+    state: &mut OperatorState,
+    times: &[(&str, Option<i64>)],
+) -> Result<()> {
+    let columns = times
+        .iter()
+        .map(|(name, t)| (*name, Arc::new(Int64Array::from(vec![*t])) as ArrayRef))
+        .collect();
+    state.put("meta", state_batch(columns)?)
+}
+
+/// Reads the event times [`put_time_meta`] wrote, in the order of `names`.
+pub(crate) fn read_time_meta<const N: usize>(
+    state: &OperatorState,
+    names: [&str; N],
+) -> Result<[Option<i64>; N]> {
+    let meta = state.require("meta")?;
+    if meta.num_rows() != 1 {
+        return Err(WeirError::State(
+            "state table 'meta' must have one row".into(),
+        ));
+    }
+    let mut out = [None; N];
+    for (slot, name) in out.iter_mut().zip(names) {
+        *slot = opt_i64(int64_column(meta, name)?, 0);
+    }
+    Ok(out)
+}
+
+/// Raises the operator's watermark `current` to `watermark` (never lowers
+/// it) and returns the new value.
+pub(crate) fn advance_watermark(
+    current: &mut Option<EventTime>,
+    watermark: EventTime,
+) -> EventTime {
+    let w = current.map_or(watermark, |c| c.max(watermark));
+    *current = Some(w);
+    w
 }
 
 /// Appends key columns (named `key0..`) in front of `columns`.

@@ -27,8 +27,8 @@ use weir_engine::{Result, WeirError};
 
 use crate::key_map::KeyMap;
 use crate::ordering::{
-    check_time_column, count_null_times, field, float64_column, opt_i64, state_batch, with_keys,
-    TimerQueue, Times,
+    advance_watermark, check_time_column, count_null_times, field, float64_column, opt_i64,
+    put_time_meta, read_time_meta, with_keys, TimerQueue, Times,
 };
 use crate::row_store::{RowRef, RowStore};
 use crate::window::{int64_column, uint64_column};
@@ -1205,7 +1205,7 @@ impl Operator for OverAggregate {
             return Ok(());
         }
         if let Some(w) = ctx.watermark {
-            self.watermark = Some(self.watermark.map_or(w, |c| c.max(w)));
+            advance_watermark(&mut self.watermark, w);
         }
         let (late, nulls) = self.hold(&batch, true)?;
         if late > 0 {
@@ -1221,8 +1221,7 @@ impl Operator for OverAggregate {
         _ctx: &mut OperatorContext,
         out: &mut Collector,
     ) -> Result<()> {
-        let w = self.watermark.map_or(watermark, |c| c.max(watermark));
-        self.watermark = Some(w);
+        let w = advance_watermark(&mut self.watermark, watermark);
         self.fire(w, out)?;
         self.expire(w);
         out.emit_watermark(watermark);
@@ -1235,13 +1234,7 @@ impl Operator for OverAggregate {
 
     fn snapshot(&mut self) -> Result<OperatorState> {
         let mut state = OperatorState::empty();
-        state.put(
-            "meta",
-            state_batch(vec![(
-                "watermark",
-                Arc::new(Int64Array::from(vec![self.watermark])),
-            )])?,
-        )?;
+        put_time_meta(&mut state, &[("watermark", self.watermark)])?;
         let ids: Vec<u32> = self.keys.iter().map(|(id, _)| id).collect();
         let keys: Vec<&OverKey> = ids.iter().filter_map(|&id| self.keys.get(id)).collect();
         let mut columns: Vec<(String, ArrayRef)> = vec![
@@ -1332,13 +1325,7 @@ impl Operator for OverAggregate {
         if state.is_empty() {
             return Ok(());
         }
-        let meta = state.require("meta")?;
-        if meta.num_rows() != 1 {
-            return Err(WeirError::State(
-                "state table 'meta' must have one row".into(),
-            ));
-        }
-        self.watermark = opt_i64(int64_column(meta, "watermark")?, 0);
+        [self.watermark] = read_time_meta(&state, ["watermark"])?;
         let table = state.require("keys")?;
         let last = int64_column(table, "last_processed")?;
         let expires = int64_column(table, "expires_at")?;
@@ -1413,7 +1400,7 @@ impl Operator for OverAggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{rows_of, Event, Harness};
+    use crate::test_util::{self, rows_of, Event, Harness, Step};
     use arrow::array::{Float64Array, Int32Array, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::TimeUnit;
     use OverFunction::*;
@@ -1897,7 +1884,7 @@ mod tests {
             call(FirstValue, 2),
             call(LastValue, 3),
         ];
-        let steps: Vec<Result<RecordBatch, i64>> = vec![
+        let steps: Vec<Step> = vec![
             Ok(input(&[
                 (10, "a", Some(1), Some(0.5)),
                 (12, "b", None, Some(2.0)),
@@ -1937,32 +1924,8 @@ mod tests {
             let mut c = config(frame, aggs.clone());
             c.state_ttl_ms = Some(20);
             let run = |cut: Option<usize>| {
-                let mut h = op(c.clone());
-                let mut events = Vec::new();
-                for (i, step) in steps.iter().enumerate() {
-                    if Some(i) == cut {
-                        let bytes =
-                            h.op.snapshot()
-                                .expect("snapshot")
-                                .to_bytes()
-                                .expect("bytes");
-                        let mut fresh = OverAggregate::try_new(c.clone()).expect("operator");
-                        fresh
-                            .restore(OperatorState::from_bytes(&bytes).expect("decode"))
-                            .expect("restore");
-                        events.extend(h.take_events());
-                        let (wm, late) = (h.ctx.watermark, h.late_dropped());
-                        h = Harness::new(fresh);
-                        h.ctx.watermark = wm;
-                        h.ctx.metrics.add_late_dropped(late);
-                    }
-                    match step {
-                        Ok(b) => h.batch(b.clone()).expect("batch"),
-                        Err(w) => h.watermark(*w).expect("wm"),
-                    }
-                }
-                h.end().expect("end");
-                events.extend(h.take_events());
+                let make = || OverAggregate::try_new(c.clone()).expect("operator");
+                let (events, h) = test_util::replay(make, &steps, cut);
                 (events, h.late_dropped())
             };
             let (expected, late) = run(None);

@@ -16,8 +16,8 @@ use weir_engine::{Result, WeirError};
 
 use crate::key_map::KeyMap;
 use crate::ordering::{
-    check_time_column, count_null_times, field, int64_values, is_sequence_type, opt_i64,
-    state_batch, timestamp_ms, with_keys, TimerQueue, Times,
+    advance_watermark, check_time_column, count_null_times, field, int64_values, is_sequence_type,
+    put_time_meta, read_time_meta, state_batch, timestamp_ms, with_keys, TimerQueue, Times,
 };
 use crate::row_store::{Loc, RowStore};
 use crate::window::{int64_column, uint64_column};
@@ -541,7 +541,7 @@ impl Operator for SequenceOrder {
             return Ok(());
         }
         if let Some(w) = ctx.watermark {
-            self.watermark = Some(self.watermark.map_or(w, |c| c.max(w)));
+            advance_watermark(&mut self.watermark, w);
         }
         let seqs = int64_values(&batch, self.config.sequence_column, "sequence column")?;
         let times = Times::read(&batch, self.config.time_column)?;
@@ -570,8 +570,7 @@ impl Operator for SequenceOrder {
         _ctx: &mut OperatorContext,
         out: &mut Collector,
     ) -> Result<()> {
-        let w = self.watermark.map_or(watermark, |c| c.max(watermark));
-        self.watermark = Some(w);
+        let w = advance_watermark(&mut self.watermark, watermark);
         self.expire(w)?;
         self.emit(None, out)?;
         let forward = self.output_watermark(w);
@@ -604,18 +603,12 @@ impl Operator for SequenceOrder {
             s.missing_sequences,
         ];
         let mut state = OperatorState::empty();
-        state.put(
-            "meta",
-            state_batch(vec![
-                (
-                    "watermark",
-                    Arc::new(Int64Array::from(vec![self.watermark])),
-                ),
-                (
-                    "emitted_watermark",
-                    Arc::new(Int64Array::from(vec![self.emitted_watermark])),
-                ),
-            ])?,
+        put_time_meta(
+            &mut state,
+            &[
+                ("watermark", self.watermark),
+                ("emitted_watermark", self.emitted_watermark),
+            ],
         )?;
         state.put(
             "counters",
@@ -681,16 +674,8 @@ impl Operator for SequenceOrder {
         if state.is_empty() {
             return Ok(());
         }
-        let meta = state.require("meta")?;
-        let wm = int64_column(meta, "watermark")?;
-        let ewm = int64_column(meta, "emitted_watermark")?;
-        if meta.num_rows() != 1 {
-            return Err(WeirError::State(
-                "state table 'meta' must have one row".into(),
-            ));
-        }
-        self.watermark = opt_i64(wm, 0);
-        self.emitted_watermark = opt_i64(ewm, 0);
+        [self.watermark, self.emitted_watermark] =
+            read_time_meta(&state, ["watermark", "emitted_watermark"])?;
         let counters = uint64_column(state.require("counters")?, "value")?;
         if counters.len() != 6 {
             return Err(WeirError::State(format!(
@@ -768,7 +753,7 @@ impl Operator for SequenceOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{rows_of, Event, Harness};
+    use crate::test_util::{self, rows_of, Event, Harness, Step};
     use arrow::array::{ArrayRef, StringArray, UInt64Array};
     use arrow::datatypes::TimeUnit;
 
@@ -1088,34 +1073,11 @@ mod tests {
     /// and restoring into a fresh operator after `cut` steps.
     fn replay(
         c: &SequenceOrderConfig,
-        steps: &[Result<RecordBatch, i64>],
+        steps: &[Step],
         cut: Option<usize>,
     ) -> (Vec<Event>, SequenceOrderStats) {
-        let mut h = op(c.clone());
-        let mut events = Vec::new();
-        for (i, step) in steps.iter().enumerate() {
-            if Some(i) == cut {
-                let bytes =
-                    h.op.snapshot()
-                        .expect("snapshot")
-                        .to_bytes()
-                        .expect("bytes");
-                let mut fresh = SequenceOrder::try_new(c.clone()).expect("operator");
-                fresh
-                    .restore(OperatorState::from_bytes(&bytes).expect("decode"))
-                    .expect("restore");
-                events.extend(h.take_events());
-                let wm = h.ctx.watermark;
-                h = Harness::new(fresh);
-                h.ctx.watermark = wm;
-            }
-            match step {
-                Ok(b) => h.batch(b.clone()).expect("batch"),
-                Err(w) => h.watermark(*w).expect("wm"),
-            }
-        }
-        h.end().expect("end");
-        events.extend(h.take_events());
+        let make = || SequenceOrder::try_new(c.clone()).expect("operator");
+        let (events, h) = test_util::replay(make, steps, cut);
         (events, h.op.stats())
     }
 

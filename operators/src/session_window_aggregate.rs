@@ -630,7 +630,7 @@ impl Operator for SessionWindowAggregate {
 mod tests {
     use super::*;
     use crate::test_util::agg::{aggregate, column, config, input};
-    use crate::test_util::{rows_of, Event, Harness};
+    use crate::test_util::{self, rows_of, Event, Harness, Step};
     use crate::window::OutputColumn;
     use datafusion_functions_aggregate::count::count_udaf;
     use datafusion_functions_aggregate::sum::sum_udaf;
@@ -825,7 +825,7 @@ mod tests {
 
     #[test]
     fn snapshot_round_trip_gives_identical_output() {
-        let steps: Vec<Result<RecordBatch, i64>> = vec![
+        let steps: Vec<Step> = vec![
             Ok(input(&[(1_000, "a", 1), (2_000, "b", 2), (30_000, "a", 3)])),
             Ok(input(&[(6_000, "a", 4), (25_000, "c", 2), (2_500, "b", 2)])),
             Err(5_000),
@@ -844,32 +844,8 @@ mod tests {
             Ok(input(&[(45_000, "a", 1), (52_000, "d", 7)])),
         ];
         let run = |cut: Option<usize>| -> (Vec<Event>, u64) {
-            let mut h = Harness::new(op());
-            let mut events = Vec::new();
-            let mut late = 0;
-            for (i, step) in steps.iter().enumerate() {
-                if Some(i) == cut {
-                    let bytes =
-                        h.op.snapshot()
-                            .expect("snapshot")
-                            .to_bytes()
-                            .expect("bytes");
-                    let mut fresh = op();
-                    fresh
-                        .restore(OperatorState::from_bytes(&bytes).expect("decode"))
-                        .expect("restore");
-                    events.extend(h.take_events());
-                    late += h.late_dropped();
-                    h = Harness::new(fresh);
-                }
-                match step {
-                    Ok(b) => h.batch(b.clone()).expect("batch"),
-                    Err(w) => h.watermark(*w).expect("watermark"),
-                }
-            }
-            h.end().expect("end");
-            events.extend(h.take_events());
-            (events, late + h.late_dropped())
+            let (events, h) = test_util::replay(op, &steps, cut);
+            (events, h.late_dropped())
         };
         let expected = run(None);
         assert!(expected.0.len() > 4, "{expected:?}");

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
 use arrow::datatypes::SchemaRef;
 use weir_engine::message::EventTime;
@@ -13,10 +13,9 @@ use weir_engine::state::OperatorState;
 use weir_engine::{Result, WeirError};
 
 use crate::ordering::{
-    check_time_column, count_null_times, field, opt_i64, state_batch, TimerQueue, Times,
+    check_time_column, count_null_times, field, put_time_meta, read_time_meta, TimerQueue, Times,
 };
 use crate::row_store::{RowRef, RowStore};
-use crate::window::int64_column;
 
 /// A secondary sort key (after the time attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,13 +242,7 @@ impl Operator for TemporalSort {
 
     fn snapshot(&mut self) -> Result<OperatorState> {
         let mut state = OperatorState::empty();
-        state.put(
-            "meta",
-            state_batch(vec![(
-                "last_emitted",
-                Arc::new(Int64Array::from(vec![self.last_emitted])),
-            )])?,
-        )?;
+        put_time_meta(&mut state, &[("last_emitted", self.last_emitted)])?;
         let mut held: Vec<(i64, u64, RowRef)> = self.queue.entries().collect();
         held.sort_by_key(|e| (e.0, e.1));
         state.put(
@@ -263,19 +256,14 @@ impl Operator for TemporalSort {
         if state.is_empty() {
             return Ok(());
         }
-        let meta = state.require("meta")?;
-        if meta.num_rows() != 1 {
-            return Err(WeirError::State(
-                "state table 'meta' must have one row".into(),
-            ));
-        }
+        let [last_emitted] = read_time_meta(&state, ["last_emitted"])?;
         let held = state.require("held")?.clone();
         let held = held
             .with_schema(self.config.input_schema.clone())
             .map_err(|e| WeirError::State(format!("state table 'held': {e}")))?;
         self.last_emitted = None;
         self.hold(&held)?;
-        self.last_emitted = opt_i64(int64_column(meta, "last_emitted")?, 0);
+        self.last_emitted = last_emitted;
         Ok(())
     }
 }
@@ -284,7 +272,7 @@ impl Operator for TemporalSort {
 mod tests {
     use super::*;
     use crate::test_util::agg::{input, input_schema};
-    use crate::test_util::{rows_of, Event, Harness};
+    use crate::test_util::{self, rows_of, Event, Harness, Step};
 
     fn op(sort_keys: Vec<SortKey>) -> Harness<TemporalSort> {
         Harness::new(
@@ -410,7 +398,7 @@ mod tests {
 
     #[test]
     fn snapshot_round_trip_gives_identical_output() {
-        let steps: Vec<Result<RecordBatch, i64>> = vec![
+        let steps: Vec<Step> = vec![
             Ok(input(&[
                 (30, "a", 1),
                 (10, "b", 2),
@@ -438,32 +426,7 @@ mod tests {
             .expect("operator")
         };
         let run = |cut: Option<usize>| {
-            let mut h = Harness::new(make());
-            let mut events = Vec::new();
-            for (i, step) in steps.iter().enumerate() {
-                if Some(i) == cut {
-                    let bytes =
-                        h.op.snapshot()
-                            .expect("snapshot")
-                            .to_bytes()
-                            .expect("bytes");
-                    let mut fresh = make();
-                    fresh
-                        .restore(OperatorState::from_bytes(&bytes).expect("decode"))
-                        .expect("restore");
-                    events.extend(h.take_events());
-                    let (wm, late) = (h.ctx.watermark, h.late_dropped());
-                    h = Harness::new(fresh);
-                    h.ctx.watermark = wm;
-                    h.ctx.metrics.add_late_dropped(late);
-                }
-                match step {
-                    Ok(b) => h.batch(b.clone()).expect("batch"),
-                    Err(w) => h.watermark(*w).expect("wm"),
-                }
-            }
-            h.end().expect("end");
-            events.extend(h.take_events());
+            let (events, h) = test_util::replay(make, &steps, cut);
             (events, h.late_dropped())
         };
         let (expected, late) = run(None);

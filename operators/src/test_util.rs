@@ -6,6 +6,7 @@ use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use weir_engine::message::Watermark;
 use weir_engine::operator::{Collector, Operator, OperatorContext, Output};
+use weir_engine::state::OperatorState;
 use weir_engine::Result;
 
 /// What came out of an operator, in order.
@@ -87,6 +88,49 @@ impl<O: Operator> Harness<O> {
             .late_rows_dropped
             .load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// One input step of [`replay`]: a batch, or `Err(w)` for watermark `w`.
+pub(crate) type Step = std::result::Result<RecordBatch, i64>;
+
+/// Runs `steps` through an operator from `make`, then ends it, and returns
+/// every event it emitted and the harness (for its stats and late-row
+/// count). With `cut = Some(i)`, the operator is snapshotted to bytes before
+/// step `i` and a fresh one from `make` restores that state and takes over,
+/// keeping the current watermark and late-row count as the runtime does
+/// after a recovery.
+pub(crate) fn replay<O: Operator>(
+    make: impl Fn() -> O,
+    steps: &[Step],
+    cut: Option<usize>,
+) -> (Vec<Event>, Harness<O>) {
+    let mut h = Harness::new(make());
+    let mut events = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if Some(i) == cut {
+            let bytes =
+                h.op.snapshot()
+                    .expect("snapshot")
+                    .to_bytes()
+                    .expect("bytes");
+            let mut fresh = make();
+            fresh
+                .restore(OperatorState::from_bytes(&bytes).expect("decode"))
+                .expect("restore");
+            events.extend(h.take_events());
+            let (wm, late) = (h.ctx.watermark, h.late_dropped());
+            h = Harness::new(fresh);
+            h.ctx.watermark = wm;
+            h.ctx.metrics.add_late_dropped(late);
+        }
+        match step {
+            Ok(b) => h.batch(b.clone()).expect("batch"),
+            Err(w) => h.watermark(*w).expect("watermark"),
+        }
+    }
+    h.end().expect("end");
+    events.extend(h.take_events());
+    (events, h)
 }
 
 /// Rows as comma-separated values; timestamps as epoch milliseconds, nulls
