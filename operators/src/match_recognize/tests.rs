@@ -627,18 +627,18 @@ fn run_quantifier_case(pattern: &str, skip: &str) -> Result<Vec<String>> {
         "S",
         "10:00:00",
         1,
-        super::flink_quantifiers::PRICES,
+        &super::flink_quantifiers::prices(),
     ));
     run_bounded(quantifier_spec(pattern, skip)?, input)
 }
 
 #[test]
 fn flink_parity_quantifiers_and_skip_strategies() {
-    use super::flink_quantifiers::{Expected, CASES};
+    use super::flink_quantifiers::{cases, Expected};
     let mut failures = Vec::new();
     let mut checked = 0;
-    for case in CASES {
-        let got = run_quantifier_case(case.pattern, case.skip);
+    for case in cases() {
+        let got = run_quantifier_case(&case.pattern, &case.skip);
         let what = format!("PATTERN ({}) {}", case.pattern, case.skip);
         match (&case.expected, got) {
             (Expected::Rows(rows), Ok(got)) => {
@@ -1349,7 +1349,7 @@ fn skip_to_first_of_a_looping_variable() -> Result<()> {
             "S",
             "10:00:00",
             1,
-            super::flink_quantifiers::PRICES,
+            &super::flink_quantifiers::prices(),
         ));
         run_bounded(spec, input)
     };
