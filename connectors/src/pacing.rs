@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
-use weir_engine::source::{SourceContext, SplitPosition};
+use async_trait::async_trait;
+use weir_engine::source::{Source, SourceContext, SplitPosition};
 use weir_engine::{Result, WeirError};
 
 /// One generator split as the run loops drive it. A split's rows sit in
@@ -28,12 +29,50 @@ pub(crate) trait PacedSplit: Send {
     fn seek(&mut self, position: u64) -> Result<()>;
 }
 
+/// One subtask of a generator source: its local splits, run unpaced or at
+/// `rate` events/s, checkpointed as `<prefix>/<split>` = a row number.
+pub(crate) struct GeneratorSource<G> {
+    /// The split-name prefix of checkpoint positions.
+    pub(crate) prefix: String,
+    /// What a position counts, for errors ("row offset").
+    pub(crate) unit: &'static str,
+    /// Events per second over all splits of the subtask; `None`: unpaced.
+    pub(crate) rate: Option<f64>,
+    /// Rows per batch at most.
+    pub(crate) batch_size: usize,
+    /// (global split index, split), in local split order.
+    pub(crate) splits: Vec<(usize, G)>,
+}
+
+#[async_trait]
+impl<G: PacedSplit> Source for GeneratorSource<G> {
+    fn split_count(&self) -> usize {
+        self.splits.len()
+    }
+
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
+        match self.rate {
+            None => run_unpaced(&mut self.splits, self.batch_size, ctx).await,
+            Some(rate) => run_paced(&mut self.splits, self.batch_size, rate, ctx).await,
+        }
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
+        restore_split_positions(&mut self.splits, &self.prefix, self.unit, positions)
+    }
+
+    fn positions(&self) -> Vec<SplitPosition> {
+        split_positions(&self.splits, &self.prefix)
+    }
+}
+
 /// The positions of `splits` (global split index, split), named
 /// `<prefix>/<index>`.
-pub(crate) fn split_positions<G: PacedSplit>(
-    splits: &[(usize, G)],
-    prefix: &str,
-) -> Vec<SplitPosition> {
+fn split_positions<G: PacedSplit>(splits: &[(usize, G)], prefix: &str) -> Vec<SplitPosition> {
     splits
         .iter()
         .map(|(k, g)| SplitPosition {
@@ -47,7 +86,7 @@ pub(crate) fn split_positions<G: PacedSplit>(
 /// them) to its position; `unit` says what a position counts in errors. A
 /// split this subtask does not read, or a position that is not a number,
 /// is a state error.
-pub(crate) fn restore_split_positions<G: PacedSplit>(
+fn restore_split_positions<G: PacedSplit>(
     splits: &mut [(usize, G)],
     prefix: &str,
     unit: &str,
@@ -75,7 +114,7 @@ pub(crate) fn restore_split_positions<G: PacedSplit>(
 }
 
 /// Batches from the splits in turn until they are all exhausted.
-pub(crate) async fn run_unpaced<G: PacedSplit>(
+async fn run_unpaced<G: PacedSplit>(
     splits: &mut [(usize, G)],
     batch_size: usize,
     ctx: &mut SourceContext,
@@ -102,7 +141,7 @@ pub(crate) async fn run_unpaced<G: PacedSplit>(
 /// from the first slot this run produces (0, or where a checkpoint
 /// resumed), waking when the next row is due but at least 1 ms apart and
 /// at least every 100 ms (to notice cancellation).
-pub(crate) async fn run_paced<G: PacedSplit>(
+async fn run_paced<G: PacedSplit>(
     splits: &mut [(usize, G)],
     batch_size: usize,
     rate: f64,

@@ -5,13 +5,12 @@ use arrow::record_batch::RecordBatch;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use async_trait::async_trait;
-use weir_engine::source::{Source, SourceContext, SourceFactory, SplitPosition};
+use weir_engine::source::{Source, SourceFactory};
 use weir_engine::Result;
 
 use super::generator::{Params, SplitGenerator};
 use super::options::NexmarkOptions;
-use crate::pacing::{restore_split_positions, run_paced, run_unpaced, split_positions, PacedSplit};
+use crate::pacing::{GeneratorSource, PacedSplit};
 
 /// Creates nexmark source subtasks for one table.
 pub struct NexmarkSourceFactory {
@@ -66,11 +65,12 @@ impl SourceFactory for NexmarkSourceFactory {
                 )
             })
             .collect();
-        Ok(Box::new(NexmarkSource {
-            table: self.options.table.name(),
+        Ok(Box::new(GeneratorSource {
+            prefix: format!("nexmark-{}", self.options.table.name()),
+            unit: "row offset",
             rate: self.options.events_rate,
             batch_size: self.options.batch_size,
-            generators,
+            splits: generators,
         }))
     }
 
@@ -93,42 +93,6 @@ impl SourceFactory for NexmarkSourceFactory {
             o.table.name(),
             self.schema.fields().len()
         )
-    }
-}
-
-/// One subtask of a nexmark source.
-struct NexmarkSource {
-    table: &'static str,
-    rate: Option<f64>,
-    batch_size: usize,
-    /// (global split index, generator), in local split order.
-    generators: Vec<(usize, SplitGenerator)>,
-}
-
-#[async_trait]
-impl Source for NexmarkSource {
-    fn split_count(&self) -> usize {
-        self.generators.len()
-    }
-
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
-        match self.rate {
-            None => run_unpaced(&mut self.generators, self.batch_size, ctx).await,
-            Some(rate) => run_paced(&mut self.generators, self.batch_size, rate, ctx).await,
-        }
-    }
-
-    fn supports_checkpoints(&self) -> bool {
-        true
-    }
-
-    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
-        let prefix = format!("nexmark-{}", self.table);
-        restore_split_positions(&mut self.generators, &prefix, "row offset", positions)
-    }
-
-    fn positions(&self) -> Vec<SplitPosition> {
-        split_positions(&self.generators, &format!("nexmark-{}", self.table))
     }
 }
 

@@ -5,13 +5,12 @@ use arrow::record_batch::RecordBatch;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use async_trait::async_trait;
-use weir_engine::source::{Source, SourceContext, SourceFactory, SplitPosition};
+use weir_engine::source::{Source, SourceFactory};
 use weir_engine::{Result, WeirError};
 
 use super::generator::{Params, SplitGenerator};
 use super::options::TransactionsOptions;
-use crate::pacing::{restore_split_positions, run_paced, run_unpaced, split_positions, PacedSplit};
+use crate::pacing::{GeneratorSource, PacedSplit};
 
 /// Creates transactions source subtasks for one table.
 pub struct TransactionsSourceFactory {
@@ -77,10 +76,12 @@ impl SourceFactory for TransactionsSourceFactory {
                 )
             })
             .collect();
-        Ok(Box::new(TransactionsSource {
+        Ok(Box::new(GeneratorSource {
+            prefix: "transactions".into(),
+            unit: "row count",
             rate: self.options.events_rate,
             batch_size: self.options.batch_size,
-            generators,
+            splits: generators,
         }))
     }
 
@@ -101,41 +102,6 @@ impl SourceFactory for TransactionsSourceFactory {
             o.cards_per_account,
             o.seed
         )
-    }
-}
-
-/// One subtask of a transactions source.
-struct TransactionsSource {
-    rate: Option<f64>,
-    batch_size: usize,
-    /// (global split index, generator), in local split order.
-    generators: Vec<(usize, SplitGenerator)>,
-}
-
-#[async_trait]
-impl Source for TransactionsSource {
-    fn split_count(&self) -> usize {
-        self.generators.len()
-    }
-
-    async fn run(&mut self, ctx: &mut SourceContext) -> Result<()> {
-        match self.rate {
-            None => run_unpaced(&mut self.generators, self.batch_size, ctx).await,
-            Some(rate) => run_paced(&mut self.generators, self.batch_size, rate, ctx).await,
-        }
-    }
-
-    fn supports_checkpoints(&self) -> bool {
-        true
-    }
-
-    fn restore_positions(&mut self, positions: &[SplitPosition]) -> Result<()> {
-        let prefix = String::from("transactions");
-        restore_split_positions(&mut self.generators, &prefix, "row count", positions)
-    }
-
-    fn positions(&self) -> Vec<SplitPosition> {
-        split_positions(&self.generators, &String::from("transactions"))
     }
 }
 
