@@ -57,8 +57,8 @@ const BASE_MS: i64 = 1_767_225_600_000;
 const ACCOUNTS: usize = 128;
 /// Event time between consecutive records of phases A and B, in µs.
 const STEP_AB_US: i64 = 400;
-/// … and of phase C (its whole span stays below the watermark delay).
-const STEP_C_US: i64 = 40;
+/// The event time span of phase C, in µs: below the watermark delay.
+const SPAN_C_US: i64 = 2_000_000;
 
 /// One record the test writes.
 #[derive(Debug, Clone, Copy)]
@@ -86,14 +86,15 @@ impl Tx {
 /// one of its account (out of order by less than 0.1 s).
 fn data_set(sizes: [usize; 3]) -> [Vec<Tx>; 3] {
     let total: usize = sizes.iter().sum();
-    let (ab, step_ab) = ((sizes[0] + sizes[1]) as i64, STEP_AB_US);
+    let ab = (sizes[0] + sizes[1]) as i64;
+    let c = sizes[2].max(1) as i64;
     let mut all: Vec<Tx> = (0..total)
         .map(|i| {
             let at = i as i64;
             let us = if at < ab {
-                at * step_ab
+                at * STEP_AB_US
             } else {
-                ab * step_ab + (at - ab) * STEP_C_US
+                ab * STEP_AB_US + (at - ab) * SPAN_C_US / c
             };
             Tx {
                 account: i % ACCOUNTS,
@@ -338,6 +339,19 @@ fn wait_for_read_position(ckpt: &Path, child: &mut Child) -> u64 {
     }
 }
 
+/// The id of the newest complete checkpoint in `dir` (its manifest is
+/// written last, atomically).
+fn newest_checkpoint(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let id = e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok()?;
+            e.path().join("manifest.json").is_file().then_some(id)
+        })
+        .max()
+}
+
 /// Kills a run that must still be running; a run that ended by itself
 /// fails the test with its stderr.
 fn kill_running(mut child: Child, what: &str) {
@@ -371,7 +385,9 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
     // Enough records that the job outlives the kills.
     let per_kill = 6_000;
     let n = 40_000 + kills as usize * per_kill;
-    let sizes = [n / 2, n / 5, n - n / 2 - n / 5];
+    // Most records are read from the children (shard 0 holds a twentieth:
+    // the killed runs get past it).
+    let sizes = [n / 10, n * 3 / 10, n - n / 10 - n * 3 / 10];
     let data = data_set(sizes);
     let started = Instant::now();
     rt.block_on(produce(&c, &stream, &data[0]));
@@ -417,6 +433,7 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
     let crash_started = Instant::now();
     let mut child = spawn(&mut run());
     let before_reshard = wait_for_read_position(&ckpt, &mut child);
+    assert_eq!(newest_checkpoint(&ckpt), Some(before_reshard));
     signal(&child, "STOP");
     let started = Instant::now();
     rt.block_on(reshard_and_produce(&c, &stream, &data[1], &data[2]));
@@ -451,13 +468,29 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
     }
 
     // Runs killed at random moments, each resuming from the latest
-    // checkpoint.
+    // checkpoint: one in four at any moment of its first 0.4 s (often while
+    // it restores), the others at a random moment within 0.4 s after their
+    // own first checkpoint, so that the progress of a run does not depend
+    // on how long the binary takes to start.
     let mut resumed_from = vec![before_reshard];
+    let mut early = 0;
     while killed < kills {
-        let latest = latest_checkpoint(&checkpoints(&ckpt));
+        let latest = newest_checkpoint(&ckpt);
         resumed_from.push(latest.unwrap_or(0));
         let mut child = spawn(&mut run());
-        std::thread::sleep(Duration::from_millis(rng.next_in(150, 600)));
+        if rng.next_in(0, 4) == 0 {
+            early += 1;
+            std::thread::sleep(Duration::from_millis(rng.next_in(20, 400)));
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while newest_checkpoint(&ckpt) <= latest
+                && child.try_wait().expect("try_wait").is_none()
+            {
+                assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(rng.next_in(0, 400)));
+        }
         match child.try_wait().expect("try_wait") {
             None => {
                 child.kill().expect("SIGKILL");
@@ -476,22 +509,38 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
         }
     }
     eprintln!(
-        "kinesis crash test: {killed} kills in {:.1}s; runs resumed from checkpoints {resumed_from:?}",
+        "kinesis crash test: {killed} kills ({early} early) in {:.1}s; runs resumed from \
+         checkpoints {resumed_from:?}",
         crash_started.elapsed().as_secs_f64()
     );
     assert!(
         killed >= kills.min(20),
-        "only {killed} kills: the job ended too soon"
+        "only {killed} kills: the job ended too soon (the data set is too small for how fast \
+         this machine reads)"
     );
-    // Every run resumed from a later checkpoint than the one before it
-    // (each made progress before it was killed), for most of the runs.
-    let advanced = resumed_from.windows(2).filter(|w| w[1] > w[0]).count();
+    // The runs killed after a checkpoint of their own made progress: the
+    // next one resumed from a newer checkpoint (the first run and the ones
+    // killed early may have not).
+    let advanced = resumed_from.windows(2).filter(|w| w[1] > w[0]).count() as u64;
     assert!(
-        advanced as u64 >= kills / 2,
+        advanced + early + 1 >= killed,
         "only {advanced} runs resumed from a newer checkpoint: {resumed_from:?}"
     );
 
+    // The killed runs got as far as the children, and committed windows.
     let before_last = committed_rows(&crash_out).len();
+    let listing = checkpoints(&ckpt);
+    let read_children = [id(2), id(4)].iter().any(|child| {
+        listing.split_whitespace().any(|t| {
+            t.strip_prefix(&format!("{stream}/{child}@"))
+                .is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+        })
+    });
+    assert!(
+        read_children,
+        "no checkpoint of the killed runs has read a child shard:\n{listing}"
+    );
+    assert!(before_last > 0, "the killed runs committed nothing");
 
     // Let it finish.
     let started = Instant::now();
