@@ -10,10 +10,22 @@
 //! back in order) → one-second tumbling-window aggregation → exactly-once
 //! filesystem sink.
 //!
-//! The stream: records of phase A go to shards 0 and 1; then shard 0 is
-//! split (children 2 and 3) and phase B goes to 1, 2, 3; then 3 and 1 are
-//! merged (child 4) and phase C goes to 2 and 4. Every shard holds data;
-//! a key's records are spread over its parent and child shards.
+//! The stream (kinesalite: it implements SplitShard and MergeShards;
+//! kinesis-local, which has UpdateShardCount, takes seconds per 500
+//! records once a shard holds ~10K): records of phase A (a tenth) go to
+//! shards 0 and 1; then shard 0 is split (children 2 and 3) and phase B
+//! (three tenths) goes to 1, 2, 3; then 3 and 1 are merged (child 4) and
+//! phase C (the rest) goes to 2 and 4. Every shard holds data; a key's
+//! records are spread over its parent and child shards, read in lineage
+//! order. 40,000 + 6,000 × kills records.
+//!
+//! Kills: the first run after the reshard (above); then one run in four at
+//! a random moment of its first 0.4 s (often while it restores), the
+//! others within 0.4 s after their own first checkpoint. A Kinesis source
+//! has no pacing (unlike the generators), so that the job outlives the
+//! kills rests on the data set: the killed runs read a small part of it
+//! (a fifth or less on a 2-core machine, debug build) and must have read
+//! some of the child shards and committed windows.
 //!
 //! How the job ends deterministically: `'scan.bounded'` ends an open shard
 //! where the reader caught up, so no run may be allowed to end while the
