@@ -19,7 +19,7 @@
 //! records are spread over its parent and child shards, read in lineage
 //! order. 40,000 + 6,000 × kills records.
 //!
-//! Kills: the first run after the reshard (above); then one run in four at
+//! Kills: the first run after the reshard (above); then every fourth run at
 //! a random moment of its first 0.4 s (often while it restores), the
 //! others within 0.4 s after their own first checkpoint. A Kinesis source
 //! has no pacing (unlike the generators), so that the job outlives the
@@ -480,8 +480,8 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
     }
 
     // Runs killed at random moments, each resuming from the latest
-    // checkpoint: one in four at any moment of its first 0.4 s (often while
-    // it restores), the others at a random moment within 0.4 s after their
+    // checkpoint: every fourth at any moment of its first 0.4 s (often
+    // while it restores), the others at a random moment within 0.4 s after their
     // own first checkpoint, so that the progress of a run does not depend
     // on how long the binary takes to start.
     let mut resumed_from = vec![before_reshard];
@@ -490,7 +490,7 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
         let latest = newest_checkpoint(&ckpt);
         resumed_from.push(latest.unwrap_or(0));
         let mut child = spawn(&mut run());
-        if rng.next_in(0, 4) == 0 {
+        if killed % 4 == 3 {
             early += 1;
             std::thread::sleep(Duration::from_millis(rng.next_in(20, 400)));
         } else {
