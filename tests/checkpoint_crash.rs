@@ -19,13 +19,13 @@
 //! `WEIR_CRASH_SEED` the seed of the kill moments (default: the clock; the
 //! seed is printed).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod crash_support;
+
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn weir() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-}
+use crash_support::{committed_rows, every_sequence_number_once, kill_settings, weir, write, Lcg};
 
 fn job_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
     let rate = rate
@@ -59,71 +59,6 @@ GROUP BY auction, window_start, window_end;
 ",
         out.display()
     )
-}
-
-/// All rows of the published files (`part-*`; in-progress files are
-/// hidden), sorted.
-fn committed_rows(dir: &Path) -> Vec<String> {
-    let mut rows = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("list output") {
-        let entry = entry.expect("entry");
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("part-") {
-            let text = std::fs::read_to_string(entry.path()).expect("read part");
-            rows.extend(text.lines().map(str::to_string));
-        }
-    }
-    rows.sort();
-    rows
-}
-
-/// The transactions job's windows, summed per account, count each of the
-/// account's sequence numbers 1..n exactly once: duplicates were dropped
-/// and nothing was lost before the windows.
-fn every_sequence_number_once(rows: &[String]) {
-    let mut per_account: std::collections::BTreeMap<i64, (i64, i64, i64)> = Default::default();
-    for row in rows {
-        let v: serde_json::Value = serde_json::from_str(row).expect("a JSON row");
-        let field = |name: &str| {
-            v[name]
-                .as_i64()
-                .unwrap_or_else(|| panic!("{name} in {row}"))
-        };
-        let e = per_account.entry(field("account_id")).or_default();
-        e.0 += field("num");
-        e.1 = e.1.max(field("last_seq"));
-        e.2 += field("seq_total");
-    }
-    assert!(per_account.len() > 100, "{} accounts", per_account.len());
-    for (account, (num, last, total)) in per_account {
-        assert_eq!(
-            num, last,
-            "account {account}: rows counted vs last sequence"
-        );
-        assert_eq!(
-            total,
-            last * (last + 1) / 2,
-            "account {account}: sum of sequences"
-        );
-    }
-}
-
-/// A small deterministic generator for the kill moments.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_in(&mut self, lo: u64, hi: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        lo + (self.0 >> 33) % (hi - lo)
-    }
-}
-
-fn write(path: &Path, text: &str) -> PathBuf {
-    std::fs::write(path, text).expect("write sql");
-    path.to_path_buf()
 }
 
 /// The transactions job: `events` slots, paced at `rate` slots/s if given.
@@ -190,20 +125,7 @@ fn crash_test(
     marker: &str,
     check_reference: Option<fn(&[String])>,
 ) {
-    let kills: u64 = std::env::var("WEIR_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("WEIR_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("crash test: {kills} kills, WEIR_CRASH_SEED={seed}");
+    let (kills, seed) = kill_settings("crash test");
     let rate = 20_000;
     // Enough input that the job outlives the kills (each life makes about
     // 0.3-0.5 s of progress on average).

@@ -447,3 +447,112 @@ async fn two_subtasks_resume_across_a_merge_of_parents_they_each_read() -> Resul
     }
     Ok(())
 }
+
+/// Puts `n` records on the shard whose hash key range holds `hash_key`.
+async fn put_at(c: &aws_sdk_kinesis::Client, stream: &str, hash_key: u128, n: usize) -> Result<()> {
+    use aws_sdk_kinesis::primitives::Blob;
+    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        let mut req = c.put_records().stream_name(stream);
+        for i in chunk {
+            req = req.records(
+                PutRecordsRequestEntry::builder()
+                    .partition_key("k")
+                    .explicit_hash_key(hash_key.to_string())
+                    .data(Blob::new(format!(r#"{{"k":"k","n":{i}}}"#)))
+                    .build()
+                    .map_err(|e| WeirError::external("entry", e))?,
+            );
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| WeirError::external("PutRecords", e))?;
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+    Ok(())
+}
+
+/// Regression (found by tests/kinesis_crash.rs): a bounded source's subtask
+/// whose shards were done ended at once, and the runtime starts no
+/// checkpoint once a source subtask has ended, so a job whose other subtask
+/// still read (e.g. the child of a merge) took no checkpoint any more, and
+/// every restart after a crash began again from the last one. The subtasks
+/// now end together, once every shard is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_subtasks_end_together_when_every_shard_is_done() -> Result<()> {
+    let Some(emu) = emulator(Kind::Kinesalite) else {
+        return Ok(());
+    };
+    let c = client(&emu.endpoint).await?;
+    let stream = unique_stream("together");
+    create_stream(&c, &stream, 2).await?;
+    // Shard 0 (subtask 0) gets one record, shard 1 (subtask 1) 2,000 read
+    // ten per call.
+    put_at(&c, &stream, 0, 1).await?;
+    put_at(&c, &stream, (1u128 << 127) + 1, 2_000).await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    let table = TableDescriptor::new(
+        "t",
+        schema,
+        options(
+            &emu.endpoint,
+            &stream,
+            &[
+                ("format", "json"),
+                ("scan.bounded", "true"),
+                ("scan.stream.initpos", "TRIM_HORIZON"),
+                ("scan.shard.getrecords.maxrecordcount", "10"),
+                ("scan.shard.getrecords.intervalmillis", "20"),
+            ],
+        ),
+    );
+    let factory = Arc::new(KinesisConnector::source_factory(&table)?);
+    let mut handles = Vec::new();
+    let mut rows = Vec::new();
+    for s in 0..2 {
+        let mut source = factory.create(s, 2)?;
+        let batches: kinesis_support::Emitted = Arc::default();
+        rows.push(batches.clone());
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let out = kinesis_support::Collect {
+            batches,
+            total: Arc::default(),
+            stop_at: None,
+            cancel: cancel.clone(),
+        };
+        let metrics = Arc::new(weir_engine::metrics::OperatorMetrics::new("k", s));
+        let mut ctx = weir_engine::source::SourceContext::new(s, 2, Box::new(out), metrics, cancel);
+        handles.push(tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_secs(60), source.run(&mut ctx))
+                .await
+                .map_err(|_| WeirError::Internal(format!("subtask {s} did not end")))?
+        }));
+    }
+    let mut handles = handles.into_iter();
+    let (first, second) = (handles.next(), handles.next());
+    let (Some(first), Some(second)) = (first, second) else {
+        return Err(WeirError::Internal("two subtasks".into()));
+    };
+    first
+        .await
+        .map_err(|e| WeirError::Internal(e.to_string()))??;
+    // When subtask 0 ends, subtask 1's shard is done too.
+    assert!(
+        factory.coordinator().is_finished("shardId-000000000001")?,
+        "subtask 0 ended while shard 1 was still being read"
+    );
+    second
+        .await
+        .map_err(|e| WeirError::Internal(e.to_string()))??;
+    let count = |b: &kinesis_support::Emitted| -> usize {
+        b.lock()
+            .map(|b| b.iter().map(|(_, b)| b.num_rows()).sum())
+            .unwrap_or(0)
+    };
+    assert_eq!((count(&rows[0]), count(&rows[1])), (1, 2_000));
+    Ok(())
+}

@@ -29,6 +29,9 @@
 //! `'format.on-error' = 'fail'` ([`source`]). With `'scan.bounded' = 'true'`
 //! the source ends once every shard is read to its end (closed shards) or
 //! to where the reader caught up (open shards): for tests and backfills.
+//! Its subtasks end together, once every shard of the source is done (a
+//! subtask left without shards keeps running meanwhile: the runtime starts
+//! no checkpoint once a source subtask has ended).
 //!
 //! Metadata columns (`METADATA FROM '<key>'`): `shard_id` STRING,
 //! `sequence_number` STRING (exact, up to 129 digits), `partition_key`

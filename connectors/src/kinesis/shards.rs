@@ -299,6 +299,14 @@ impl ShardCoordinator {
         Ok(())
     }
 
+    /// Whether every shard known is finished (read to its end, caught up by
+    /// a bounded source, skipped, or left finished by a checkpoint): a
+    /// bounded source's subtasks end only then, together.
+    pub fn all_finished(&self) -> Result<bool> {
+        let st = self.lock()?;
+        Ok(st.shards.keys().all(|id| st.finished.contains_key(id)))
+    }
+
     /// Whether `shard_id` is finished.
     pub fn is_finished(&self, shard_id: &str) -> Result<bool> {
         Ok(self.lock()?.finished.contains_key(shard_id))
@@ -639,6 +647,12 @@ mod tests {
         assert!(!c.parents_finished("shardId-000000000005")?);
         c.mark_finished("shardId-000000000002", None)?;
         assert!(c.parents_finished("shardId-000000000005")?);
+        // Bounded subtasks end together: not while a shard is unfinished.
+        assert!(!c.all_finished()?);
+        for id in [3, 4, 5] {
+            c.mark_finished(&format!("shardId-{id:012}"), None)?;
+        }
+        assert!(c.all_finished()?);
         Ok(())
     }
 

@@ -344,11 +344,17 @@ impl Source for KinesisSource {
                 ));
             }
             if in_flight.is_empty() {
+                // Bounded: the subtasks end together, once every shard of
+                // the source is done. A subtask that ended early would stop
+                // the job's checkpoints (none starts after a source subtask
+                // ended) for as long as the others read, and could not read
+                // the children of its shards that appear later.
                 if self.options.bounded
                     && self
                         .shards
                         .iter()
                         .all(|r| matches!(r.state, ReaderState::Done { .. }))
+                    && self.coordinator.all_finished()?
                 {
                     return Ok(());
                 }

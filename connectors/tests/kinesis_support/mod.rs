@@ -44,8 +44,16 @@ pub struct Emulator {
     _child: Option<Mutex<Child>>,
 }
 
+/// `.ci/kinesis/node_modules` of the workspace: this module is compiled
+/// into the connectors' tests and into the workspace root's crash tests.
 fn emulators_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/kinesis/node_modules")
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = if crate_dir.join(".ci").is_dir() {
+        crate_dir
+    } else {
+        crate_dir.join("..")
+    };
+    root.join(".ci/kinesis/node_modules")
 }
 
 fn free_port() -> Option<u16> {
