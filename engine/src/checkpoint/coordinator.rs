@@ -238,6 +238,7 @@ async fn write_checkpoint(
                 file,
                 bytes: n.state.len() as u64,
                 positions: n.positions,
+                finished: false,
             });
         }
         snapshots.sort_by(|a, b| (&a.node, a.subtask).cmp(&(&b.node, b.subtask)));
