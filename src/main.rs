@@ -176,7 +176,13 @@ fn list_checkpoints(dir: &str) -> anyhow::Result<()> {
                     .iter()
                     .map(|p| format!("{}@{}", p.split, p.position))
                     .collect();
-                println!("  {}[{}] positions {}", n.node, n.subtask, pos.join(" "));
+                println!(
+                    "  {}[{}] positions {}{}",
+                    n.node,
+                    n.subtask,
+                    pos.join(" "),
+                    if n.finished { " (finished)" } else { "" }
+                );
             } else if n.bytes > 0 {
                 println!("  {}[{}] state {}", n.node, n.subtask, human_bytes(n.bytes));
             }

@@ -13,6 +13,15 @@
 //! ended the chain is ended (`on_end`, so open windows fire) and end of
 //! stream is sent on.
 //!
+//! Checkpoints (see [`crate::checkpoint::coordinator`]): a task with
+//! several input channels aligns barriers. Messages that follow a barrier
+//! on a channel are held back until the barrier arrived on every live
+//! channel; each held message keeps its input's channel credit, so at most
+//! `channel_capacity_rows` rows are held per input and the sender of an
+//! aligned input then waits (Flink stops reading such a channel). A task
+//! whose input ended reports itself finished before sending end of stream
+//! on; checkpoints go on without it, and a restore does not run it again.
+//!
 //! The first task to fail cancels the job; its error is the job's error.
 
 use std::collections::VecDeque;
