@@ -100,6 +100,17 @@ async fn s3_store_round_trips_lists_and_deletes() {
             "jobs/b/chk-0000000001/x.state",
         ]
     );
+    // Many objects at once (written concurrently), all there when it returns.
+    let many: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| (format!("chk-0000000003/op-{i:02}.state"), vec![i as u8; i]))
+        .collect();
+    s.put_all(many.clone()).expect("put_all");
+    let names: Vec<String> = (0..40).map(|i| format!("op-{i:02}.state")).collect();
+    assert_eq!(s.list("chk-0000000003").expect("list"), names);
+    for (key, bytes) in &many {
+        assert_eq!(s.get(key).expect("get").as_ref(), Some(bytes));
+    }
+    s.delete_prefix("chk-0000000003").expect("delete");
     s.delete_prefix("chk-0000000001").expect("delete");
     s.delete_prefix("chk-0000000009").expect("delete missing");
     assert_eq!(s.list("").expect("list"), vec!["chk-0000000002"]);

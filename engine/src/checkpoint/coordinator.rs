@@ -257,25 +257,29 @@ async fn write_checkpoint(
     tokio::task::spawn_blocking(move || {
         let dir = checkpoint_dir(id);
         let mut snapshots = Vec::with_capacity(nodes.len());
+        let mut files = Vec::new();
         let mut size = 0u64;
         for n in nodes {
+            let bytes = n.state.len() as u64;
             let file = if n.state.is_empty() {
                 None
             } else {
                 let name = state_file_name(&n.node, n.subtask);
-                storage.put(&format!("{dir}/{name}"), &n.state)?;
-                size += n.state.len() as u64;
+                files.push((format!("{dir}/{name}"), n.state));
+                size += bytes;
                 Some(name)
             };
             snapshots.push(NodeSnapshot {
                 node: n.node,
                 subtask: n.subtask,
                 file,
-                bytes: n.state.len() as u64,
+                bytes,
                 positions: n.positions,
                 finished: n.finished,
             });
         }
+        // Every state file is durable before the manifest is written.
+        storage.put_all(files)?;
         snapshots.sort_by(|a, b| (&a.node, a.subtask).cmp(&(&b.node, b.subtask)));
         let completed_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -32,6 +32,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use super::storage::CheckpointStorage;
 use crate::error::{Result, WeirError};
 
+/// State objects of one checkpoint written at once.
+const PARALLEL_PUTS: usize = 16;
+
 /// A checkpoint store on an object store, under a key prefix.
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
@@ -144,6 +147,34 @@ impl CheckpointStorage for ObjectStorage {
                 .await
                 .map(|_| ())
                 .map_err(|e| WeirError::external(what, e))
+        })
+    }
+
+    fn put_all(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let requests: Vec<_> = items
+            .into_iter()
+            .map(|(key, bytes)| {
+                let what = format!("writing {}/{key}", self.location);
+                (self.path(&key), PutPayload::from(bytes), what)
+            })
+            .collect();
+        let store = self.store.clone();
+        self.run(async move {
+            futures::stream::iter(requests)
+                .map(|(path, payload, what)| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .put(&path, payload)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| WeirError::external(what, e))
+                    }
+                })
+                .buffer_unordered(PARALLEL_PUTS)
+                .try_collect::<Vec<()>>()
+                .await
+                .map(|_| ())
         })
     }
 

@@ -21,6 +21,16 @@ pub trait CheckpointStorage: Send + Sync + std::fmt::Debug {
     /// Writes `bytes` under `key` (durable when it returns).
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
 
+    /// Writes every `(key, bytes)`; all are durable when it returns (on
+    /// error, some may be written). Default: one [`CheckpointStorage::put`]
+    /// after the other; object stores write them concurrently.
+    fn put_all(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        for (key, bytes) in items {
+            self.put(&key, &bytes)?;
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` under `key` atomically: readers see all or nothing.
     fn put_atomic(&self, key: &str, bytes: &[u8]) -> Result<()>;
 
