@@ -423,3 +423,96 @@ async fn checkpoints_go_on_after_a_source_ends_and_a_restore_skips_it() {
     assert!(last.finished);
     assert!(last.nodes.iter().all(|n| n.finished), "{:?}", last.nodes);
 }
+
+/// A sink that records its commits.
+#[derive(Clone, Default)]
+struct CommitLog {
+    rows: Arc<Mutex<u64>>,
+    commits: Arc<Mutex<Vec<u64>>>,
+}
+
+impl SinkFactory for CommitLog {
+    fn create(&self, _subtask: usize, _p: usize) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(self.clone()))
+    }
+    fn describe(&self) -> String {
+        "commit-log".into()
+    }
+}
+
+#[async_trait]
+impl Sink for CommitLog {
+    async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        *self.rows.lock() += batch.num_rows() as u64;
+        Ok(())
+    }
+    async fn commit(&mut self, checkpoint_id: u64) -> Result<()> {
+        self.commits.lock().push(checkpoint_id);
+        Ok(())
+    }
+    async fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_input_ended_commits_at_the_next_checkpoint_not_at_the_job_end() {
+    // a -> sink_a and b -> sink_b, each chained in one task. a ends after
+    // 5 batches; b runs about 0.5 s. Sink a's last pre-commit goes into the
+    // next checkpoint, which b's barriers complete: it commits then, before
+    // the job's final checkpoint.
+    let dir = tempfile::tempdir()
+        .map_err(|e| WeirError::io("tempdir", e))
+        .expect("tempdir");
+    let storage: Arc<dyn CheckpointStorage> =
+        Arc::new(LocalStorage::new(dir.path()).expect("storage"));
+    let a = SeqFactory::new(5, 10, Duration::ZERO);
+    let b = SeqFactory::new(100, 10, Duration::from_millis(5));
+    let (sink_a, sink_b) = (CommitLog::default(), CommitLog::default());
+    let mut g = JobGraph::new();
+    for (name, src, sink) in [("a", &a, &sink_a), ("b", &b, &sink_b)] {
+        let s = g.add_node(
+            name,
+            "seq",
+            1,
+            NodeKind::Source(Arc::new(src.clone())),
+            schema(),
+        );
+        let k = g.add_node(
+            format!("out_{name}"),
+            "commit-log",
+            1,
+            NodeKind::Sink(Arc::new(sink.clone())),
+            schema(),
+        );
+        g.connect(s, k, Partitioning::Forward);
+    }
+    let job = Job::new(g, config(&storage, 20, 64 * 1024)).expect("job");
+    job.run().await.expect("run");
+    assert_eq!(*sink_a.rows.lock(), 50);
+    assert_eq!(*sink_b.rows.lock(), 1000);
+    let last = latest_manifest(storage.as_ref())
+        .expect("latest")
+        .expect("some");
+    assert!(last.finished);
+    let a_commits = sink_a.commits.lock().clone();
+    let b_commits = sink_b.commits.lock().clone();
+    let a_last = *a_commits.last().expect("sink a committed");
+    assert!(
+        a_last < last.id,
+        "sink a's last commit {a_last} waited for the final checkpoint {}",
+        last.id
+    );
+    assert_eq!(b_commits.last(), Some(&last.id));
+    // The checkpoint sink a committed at is a regular one, with a and its
+    // sink marked finished and b running.
+    let m = list_manifests(storage.as_ref())
+        .expect("manifests")
+        .into_iter()
+        .find(|m| m.id == a_last)
+        .expect("the checkpoint sink a committed at");
+    assert!(!m.finished);
+    let finished = |name: &str| m.nodes.iter().any(|n| n.node == name && n.finished);
+    assert!(finished("a") && finished("out_a"), "{:?}", m.nodes);
+    assert!(!finished("b") && !finished("out_b"), "{:?}", m.nodes);
+}
