@@ -60,7 +60,7 @@ fn start() -> Result<S3Emulator, String> {
         }
     }
     let server = moto_server();
-    if !server.exists() {
+    if !server.is_file() {
         return Err(format!(
             "moto_server not installed ({} missing; run `bash .ci/moto.sh install`, \
              or set WEIR_MOTO_SERVER or WEIR_S3_ENDPOINT)",
