@@ -31,7 +31,11 @@ enum Command {
         #[arg(long)]
         quiet: bool,
         /// Take checkpoints in this directory and resume from its latest
-        /// complete checkpoint (`file://` URLs are accepted too).
+        /// complete checkpoint: a local path, a `file://` URL, or an S3
+        /// prefix `s3://BUCKET/PREFIX` (settings from the AWS_* variables:
+        /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        /// AWS_ENDPOINT_URL and AWS_ALLOW_HTTP=true for an S3-compatible
+        /// service).
         #[arg(long)]
         checkpoint_dir: Option<String>,
         /// Time between checkpoints: `200ms`, `10s`, `1m` (default 10s).
@@ -47,7 +51,7 @@ enum Command {
     },
     /// Lists the complete checkpoints in a checkpoint directory.
     Checkpoints {
-        /// The checkpoint directory.
+        /// The checkpoint directory (a path, `file://` or `s3://BUCKET/PREFIX`).
         dir: String,
     },
     /// Prints the plan of a SQL file: logical plans and the dataflow graph.
@@ -172,7 +176,13 @@ fn list_checkpoints(dir: &str) -> anyhow::Result<()> {
                     .iter()
                     .map(|p| format!("{}@{}", p.split, p.position))
                     .collect();
-                println!("  {}[{}] positions {}", n.node, n.subtask, pos.join(" "));
+                println!(
+                    "  {}[{}] positions {}{}",
+                    n.node,
+                    n.subtask,
+                    pos.join(" "),
+                    if n.finished { " (finished)" } else { "" }
+                );
             } else if n.bytes > 0 {
                 println!("  {}[{}] state {}", n.node, n.subtask, human_bytes(n.bytes));
             }

@@ -271,3 +271,133 @@ fn changed_query_is_refused_unless_state_reset_is_allowed() {
     );
     assert!(!committed_rows(&out_dir).is_empty());
 }
+
+mod s3_support;
+
+/// The crash test with checkpoints on S3 (`--checkpoint-dir s3://…`, on
+/// moto's S3 server): a few kills (`WEIR_S3_CRASH_KILLS`, default 4) are
+/// enough here, the many-kill runs above use local directories.
+#[test]
+fn killed_and_restarted_job_with_checkpoints_on_s3_matches_an_uninterrupted_run() {
+    let Some(emu) = s3_support::emulator() else {
+        return;
+    };
+    let kills: u64 = std::env::var("WEIR_S3_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let seed: u64 = std::env::var("WEIR_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        });
+    eprintln!("s3 crash test: {kills} kills, WEIR_CRASH_SEED={seed}");
+    let events = 40_000 + kills * 15_000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let reference_out = tmp.path().join("reference");
+    let sql = write(
+        &tmp.path().join("reference.sql"),
+        &job_sql(&reference_out, events, None),
+    );
+    let out = weir()
+        .args(["run", "--quiet", "-p", "2"])
+        .arg(&sql)
+        .output()
+        .expect("run weir");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = committed_rows(&reference_out);
+    assert!(expected.len() > 1000, "{} rows", expected.len());
+
+    let bucket = emu.new_bucket("crash");
+    let ckpt = format!("s3://{bucket}/jobs/bids");
+    let crash_out = tmp.path().join("crash");
+    let sql = write(
+        &tmp.path().join("crash.sql"),
+        &job_sql(&crash_out, events, Some(20_000)),
+    );
+    let with_env = |mut c: Command| {
+        for (k, v) in emu.env() {
+            c.env(k, v);
+        }
+        c
+    };
+    let run = || {
+        let mut c = weir();
+        // Not --quiet: the "resuming from checkpoint" line is wanted.
+        c.args([
+            "run",
+            "-p",
+            "2",
+            "--checkpoint-interval",
+            "200ms",
+            "--checkpoint-dir",
+            &ckpt,
+        ])
+        .arg(&sql);
+        with_env(c)
+    };
+    let mut rng = Lcg(seed);
+    let mut killed = 0;
+    let mut resumed = 0;
+    while killed < kills {
+        let mut child = run()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir");
+        std::thread::sleep(Duration::from_millis(rng.next_in(500, 1200)));
+        match child.try_wait().expect("try_wait") {
+            None => {
+                child.kill().expect("SIGKILL");
+                let out = child.wait_with_output().expect("output");
+                if String::from_utf8_lossy(&out.stderr).contains("resuming from checkpoint") {
+                    resumed += 1;
+                }
+                killed += 1;
+            }
+            Some(status) => {
+                let out = child.wait_with_output().expect("output");
+                assert!(
+                    status.success(),
+                    "weir failed after {killed} kills: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                break;
+            }
+        }
+    }
+    assert_eq!(killed, kills, "the job ended too soon");
+    assert!(resumed >= 1, "no run resumed from an S3 checkpoint");
+    let out = run().output().expect("run weir");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = committed_rows(&crash_out);
+    assert_eq!(got.len(), expected.len(), "row counts differ");
+    assert!(got == expected, "rows differ from the uninterrupted run");
+
+    // `weir checkpoints s3://…` lists the 3 retained checkpoints, the last
+    // one final.
+    let mut c = weir();
+    c.arg("checkpoints").arg(&ckpt);
+    let out = with_env(c).output().expect("run weir");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let listed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("checkpoint "))
+        .collect();
+    assert_eq!(listed.len(), 3, "{text}");
+    assert!(listed[2].contains("(final: job finished)"), "{text}");
+    assert!(text.contains("nexmark-bid/"), "{text}");
+}

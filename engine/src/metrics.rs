@@ -166,6 +166,7 @@ pub type RoleMetrics = (NodeRole, Arc<OperatorMetrics>);
 pub struct MetricsRegistry {
     entries: Arc<Mutex<Vec<RoleMetrics>>>,
     checkpoints: Arc<Mutex<CheckpointStats>>,
+    alignment_held_rows: Arc<AtomicU64>,
 }
 
 /// Checkpoint figures of a job (all zero when checkpointing is off).
@@ -215,6 +216,19 @@ impl MetricsRegistry {
     /// The job's checkpoint figures, shared with the coordinator.
     pub fn checkpoint_stats(&self) -> Arc<Mutex<CheckpointStats>> {
         self.checkpoints.clone()
+    }
+
+    /// The most rows any task held back at once while aligning checkpoint
+    /// barriers (the messages of inputs whose barrier came first), since
+    /// the job started. Bounded by the channel capacity per input.
+    pub fn max_alignment_held_rows(&self) -> u64 {
+        self.alignment_held_rows.load(Ordering::Relaxed)
+    }
+
+    /// The gauge behind [`MetricsRegistry::max_alignment_held_rows`], for
+    /// the runtime's tasks.
+    pub fn alignment_held_rows(&self) -> Arc<AtomicU64> {
+        self.alignment_held_rows.clone()
     }
 
     /// The conditions subtasks report right now, as `node[subtask]: status`.

@@ -13,6 +13,15 @@
 //! ended the chain is ended (`on_end`, so open windows fire) and end of
 //! stream is sent on.
 //!
+//! Checkpoints (see [`crate::checkpoint::coordinator`]): a task with
+//! several input channels aligns barriers. Messages that follow a barrier
+//! on a channel are held back until the barrier arrived on every live
+//! channel; each held message keeps its input's channel credit, so at most
+//! `channel_capacity_rows` rows are held per input and the sender of an
+//! aligned input then waits (Flink stops reading such a channel). A task
+//! whose input ended reports itself finished before sending end of stream
+//! on; checkpoints go on without it, and a restore does not run it again.
+//!
 //! The first task to fail cancels the job; its error is the job's error.
 
 use std::collections::VecDeque;
@@ -24,7 +33,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use tokio::task::JoinSet;
 
-use crate::channel::{channel, Receiver, Sender};
+use crate::channel::{channel_with_inputs, Envelope, Receiver, Sender};
 use crate::checkpoint::coordinator::{self, CoordinatorSettings};
 use crate::checkpoint::manifest::{checkpoint_ids, fingerprint, latest_manifest};
 use crate::checkpoint::{
@@ -214,6 +223,16 @@ impl Job {
         }
         let graph = &self.graph;
         let chains = graph.chains()?;
+        // Tasks are numbered chain by chain, subtask by subtask.
+        let task_base: Vec<usize> = chains
+            .iter()
+            .scan(0, |next, c| {
+                let base = *next;
+                *next += c.parallelism;
+                Some(base)
+            })
+            .collect();
+        let held_gauge = self.metrics.alignment_held_rows();
         let mut tasks: JoinSet<Result<()>> = JoinSet::new();
         let ckpt: Option<CheckpointHandle> = match &self.config.checkpoint {
             None => None,
@@ -223,13 +242,19 @@ impl Job {
                     interval: cfg.interval,
                     retained: cfg.retained,
                     fingerprint: fingerprint(graph),
-                    expected_acks: chains.iter().map(|c| c.parallelism).sum(),
-                    expected_sinks: graph
-                        .nodes
+                    tasks: chains.iter().map(|c| c.parallelism).sum(),
+                    source_tasks: chains
                         .iter()
-                        .filter(|n| matches!(n.kind, NodeKind::Sink(_)))
-                        .map(|n| n.parallelism)
-                        .sum(),
+                        .enumerate()
+                        .filter(|(_, c)| {
+                            matches!(graph.nodes[c.nodes[0]].kind, NodeKind::Source(_))
+                        })
+                        .flat_map(|(ci, c)| {
+                            let base = task_base[ci];
+                            (0..c.parallelism).map(move |j| base + j)
+                        })
+                        .collect(),
+                    cancelled: self.cancelled.clone(),
                     last_id: self.last_id,
                 };
                 let (handle, fut) = coordinator::start(settings, self.metrics.checkpoint_stats());
@@ -255,7 +280,6 @@ impl Job {
                     per_subtask.push(None);
                     continue;
                 }
-                let (tx, rx) = channel(self.config.channel_capacity_rows);
                 let mut inputs = Vec::new();
                 for (k, e) in graph.inputs(head).iter().enumerate() {
                     let up = graph.nodes[e.from].parallelism;
@@ -266,6 +290,7 @@ impl Job {
                         inputs.extend(std::iter::repeat_n(k, up));
                     }
                 }
+                let (tx, rx) = channel_with_inputs(self.config.channel_capacity_rows, inputs.len());
                 per_subtask.push(Some((tx, rx, inputs)));
             }
             receivers.push(per_subtask);
@@ -293,6 +318,21 @@ impl Job {
 
         for (ci, c) in chains.iter().enumerate() {
             for subtask in 0..c.parallelism {
+                let task = task_base[ci] + subtask;
+                // A task that had finished in the restored checkpoint is
+                // not run again: it reports what it reported then and
+                // signals end of stream on (its sink, if any, finishes).
+                let head_name = &graph.nodes[c.nodes[0]].name;
+                let restored_finished: Option<Vec<NodeState>> = restored
+                    .filter(|r| r.is_finished(head_name, subtask))
+                    .map(|r| {
+                        c.nodes
+                            .iter()
+                            .map(|&n| &graph.nodes[n])
+                            .filter(|n| !matches!(n.kind, NodeKind::Sink(_)))
+                            .map(|n| r.finished_node(&n.name, subtask))
+                            .collect()
+                    });
                 // Operators of the chain.
                 let mut ops = Vec::new();
                 for &n in &c.nodes {
@@ -355,6 +395,7 @@ impl Job {
                             metrics,
                             ckpt: ckpt.as_ref().map(|h| SinkCheckpointing {
                                 handle: h.clone(),
+                                task,
                                 node: node.name.clone(),
                                 subtask,
                                 last_barrier: last,
@@ -416,7 +457,10 @@ impl Job {
                                 f.describe()
                             )));
                         }
-                        if let Some(p) = restored.and_then(|r| r.positions(&node.name, subtask)) {
+                        if let Some(p) = restored
+                            .filter(|_| restored_finished.is_none())
+                            .and_then(|r| r.positions(&node.name, subtask))
+                        {
                             source.restore_positions(p).map_err(|e| {
                                 e.context(format!("restoring {}[{subtask}]", node.name))
                             })?;
@@ -426,6 +470,8 @@ impl Job {
                             op.ctx.split_count = split_count;
                         }
                         let metrics = self.metrics.register(NodeRole::Source, &node.name, subtask);
+                        let end_positions = Arc::new(parking_lot::Mutex::new(Vec::new()));
+                        let finished = restored_finished.is_some();
                         let output = RuntimeSourceOutput {
                             chain,
                             tail,
@@ -433,8 +479,11 @@ impl Job {
                             last_tick: Instant::now(),
                             ckpt: ckpt.as_ref().map(|h| TaskCheckpointing {
                                 handle: h.clone(),
+                                task,
                                 source: Some((node.name.clone(), subtask)),
                             }),
+                            end_positions: end_positions.clone(),
+                            restored_finished,
                         };
                         let mut ctx = SourceContext::new(
                             subtask,
@@ -447,8 +496,7 @@ impl Job {
                             ctx.enable_checkpoints(h.trigger.clone(), source.positions());
                         }
                         let name = node.name.clone();
-                        let events = ckpt.as_ref().map(|h| h.events.clone());
-                        sources.push(run_source_task(source, ctx, name, events));
+                        sources.push(run_source_task(source, ctx, name, end_positions, finished));
                     }
                     _ => {
                         let (_, rx, inputs) = receivers[ci][subtask]
@@ -456,9 +504,20 @@ impl Job {
                             .ok_or_else(|| WeirError::Internal("receiver taken twice".into()))?;
                         let task_ckpt = ckpt.as_ref().map(|h| TaskCheckpointing {
                             handle: h.clone(),
+                            task,
                             source: None,
                         });
-                        tasks.spawn(run_channel_task(rx, inputs, chain, tail, tick, task_ckpt));
+                        let task = ChannelTask {
+                            rx,
+                            inputs,
+                            chain,
+                            tail,
+                            tick,
+                            ckpt: task_ckpt,
+                            restored_finished,
+                            held_gauge: held_gauge.clone(),
+                        };
+                        tasks.spawn(task.run());
                     }
                 }
             }
@@ -505,19 +564,20 @@ async fn run_source_task(
     mut source: Box<dyn Source>,
     mut ctx: SourceContext,
     name: String,
-    events: Option<tokio::sync::mpsc::UnboundedSender<CheckpointEvent>>,
+    end_positions: Arc<parking_lot::Mutex<Vec<SplitPosition>>>,
+    restored_finished: bool,
 ) -> Result<()> {
-    if source.split_count() == 0 {
-        // No splits: nothing will ever come from this subtask, so it must
-        // not hold back the watermark downstream (Flink marks it idle).
-        ctx.declare_idle().await?;
-    }
-    source
-        .run(&mut ctx)
-        .await
-        .map_err(|e| e.context(format!("source {name}")))?;
-    if let Some(events) = events {
-        let _ = events.send(CheckpointEvent::SourceEnded);
+    if !restored_finished {
+        if source.split_count() == 0 {
+            // No splits: nothing will ever come from this subtask, so it must
+            // not hold back the watermark downstream (Flink marks it idle).
+            ctx.declare_idle().await?;
+        }
+        source
+            .run(&mut ctx)
+            .await
+            .map_err(|e| e.context(format!("source {name}")))?;
+        *end_positions.lock() = source.positions();
     }
     ctx.end().await
 }
@@ -525,11 +585,56 @@ async fn run_source_task(
 /// Checkpointing state of a task.
 struct TaskCheckpointing {
     handle: CheckpointHandle,
+    /// The task's number (see [`CoordinatorSettings::tasks`]).
+    task: usize,
     /// The source node and subtask heading the task, if any.
     source: Option<(String, usize)>,
 }
 
+/// What a task reports when it finishes (see [`CheckpointEvent::Finished`]).
+struct TaskEnd {
+    handle: CheckpointHandle,
+    task: usize,
+    /// The source's final positions and the chained operators, marked
+    /// finished (a sink tail adds its last pre-commit).
+    nodes: Vec<NodeState>,
+}
+
 impl TaskCheckpointing {
+    /// The report of a task that reached the end of its input: its source
+    /// at `positions` (if it has one) and its operators, all finished.
+    /// Operator state is not kept: a finished task is not run again.
+    fn end(&self, chain: &OperatorChain, positions: Vec<SplitPosition>) -> TaskEnd {
+        let mut nodes = Vec::new();
+        if let Some((node, subtask)) = &self.source {
+            nodes.push(NodeState {
+                node: node.clone(),
+                subtask: *subtask,
+                state: Vec::new(),
+                positions,
+                finished: true,
+            });
+        }
+        nodes.extend(chain.ops.iter().map(|op| NodeState {
+            node: op.ctx.node.clone(),
+            subtask: op.ctx.subtask,
+            state: Vec::new(),
+            positions: Vec::new(),
+            finished: true,
+        }));
+        self.end_with(nodes)
+    }
+
+    /// The report of a task with `nodes` (a task restored as finished
+    /// repeats what it reported before).
+    fn end_with(&self, nodes: Vec<NodeState>) -> TaskEnd {
+        TaskEnd {
+            handle: self.handle.clone(),
+            task: self.task,
+            nodes,
+        }
+    }
+
     /// Snapshots the chain, pre-commits the tail's sink or forwards the
     /// barrier, and acknowledges the checkpoint.
     async fn checkpoint(
@@ -547,6 +652,7 @@ impl TaskCheckpointing {
                 subtask: *subtask,
                 state: Vec::new(),
                 positions,
+                finished: false,
             });
         }
         nodes.extend(chain.snapshot()?);
@@ -556,6 +662,7 @@ impl TaskCheckpointing {
         self.handle
             .events
             .send(CheckpointEvent::Ack {
+                task: self.task,
                 id,
                 nodes,
                 alignment,
@@ -567,6 +674,8 @@ impl TaskCheckpointing {
 /// Checkpointing state of a sink subtask.
 struct SinkCheckpointing {
     handle: CheckpointHandle,
+    /// The task the sink ends.
+    task: usize,
     node: String,
     subtask: usize,
     /// The last barrier the sink pre-committed for.
@@ -654,6 +763,7 @@ impl OperatorChain {
                     state.to_bytes()?
                 },
                 positions: Vec::new(),
+                finished: false,
             });
         }
         Ok(nodes)
@@ -849,6 +959,7 @@ impl Tail {
                         state.to_bytes()?
                     },
                     positions: Vec::new(),
+                    finished: false,
                 }))
             }
             Tail::Edges { edges, .. } => {
@@ -863,7 +974,11 @@ impl Tail {
         }
     }
 
-    async fn end(&mut self) -> Result<()> {
+    /// End of the task's input: a sink pre-commits its last epoch, reports
+    /// it with `report` and commits once a checkpoint covers it; edges
+    /// forward end of stream (after `report` is sent).
+    async fn end(&mut self, report: Option<TaskEnd>) -> Result<()> {
+        let stopped = || WeirError::Internal("checkpoint coordinator stopped".into());
         match self {
             Tail::Sink {
                 sink,
@@ -874,7 +989,8 @@ impl Tail {
                 // coordinator record it, then commit.
                 let epoch = c.last_barrier + 1;
                 let state = sink.pre_commit(epoch).await?;
-                let node = NodeState {
+                let mut nodes = report.map(|r| r.nodes).unwrap_or_default();
+                nodes.push(NodeState {
                     node: c.node.clone(),
                     subtask: c.subtask,
                     state: if state.is_empty() {
@@ -883,11 +999,16 @@ impl Tail {
                         state.to_bytes()?
                     },
                     positions: Vec::new(),
-                };
+                    finished: true,
+                });
                 c.handle
                     .events
-                    .send(CheckpointEvent::SinkFinished { epoch, node })
-                    .map_err(|_| WeirError::Internal("checkpoint coordinator stopped".into()))?;
+                    .send(CheckpointEvent::Finished {
+                        task: c.task,
+                        nodes,
+                        epoch: Some(epoch),
+                    })
+                    .map_err(|_| stopped())?;
                 let mut completed = c.handle.completed.clone();
                 let done = *completed.wait_for(|v| *v >= epoch).await.map_err(|_| {
                     WeirError::Execution(
@@ -900,6 +1021,16 @@ impl Tail {
             }
             Tail::Sink { sink, .. } => sink.finish().await,
             Tail::Edges { edges, .. } => {
+                if let Some(r) = report {
+                    r.handle
+                        .events
+                        .send(CheckpointEvent::Finished {
+                            task: r.task,
+                            nodes: r.nodes,
+                            epoch: None,
+                        })
+                        .map_err(|_| stopped())?;
+                }
                 for e in edges.iter() {
                     for s in &e.senders {
                         s.send(Message::EndOfStream).await?;
@@ -918,6 +1049,11 @@ struct RuntimeSourceOutput {
     tick: Duration,
     last_tick: Instant,
     ckpt: Option<TaskCheckpointing>,
+    /// The source's positions once it returned (set by the source task).
+    end_positions: Arc<parking_lot::Mutex<Vec<SplitPosition>>>,
+    /// Set when the restored checkpoint had this task finished: what it
+    /// reported then.
+    restored_finished: Option<Vec<NodeState>>,
 }
 
 impl RuntimeSourceOutput {
@@ -968,9 +1104,15 @@ impl SourceOutput for RuntimeSourceOutput {
     }
 
     async fn end(&mut self) -> Result<()> {
+        if let Some(nodes) = self.restored_finished.take() {
+            let report = self.ckpt.as_ref().map(|c| c.end_with(nodes));
+            return self.tail.end(report).await;
+        }
         let outs = self.chain.end()?;
         self.tail.emit(outs).await?;
-        self.tail.end().await
+        let positions = std::mem::take(&mut *self.end_positions.lock());
+        let report = self.ckpt.as_ref().map(|c| c.end(&self.chain, positions));
+        self.tail.end(report).await
     }
 }
 
@@ -1008,139 +1150,203 @@ fn combined(channels: &[ChannelState]) -> Option<Watermark> {
     }
 }
 
-async fn run_channel_task(
-    mut rx: Receiver,
+/// A task that reads a channel: its input, chain and tail.
+struct ChannelTask {
+    rx: Receiver,
+    /// The input index of each channel.
     inputs: Vec<usize>,
-    mut chain: OperatorChain,
-    mut tail: Tail,
+    chain: OperatorChain,
+    tail: Tail,
     tick: Duration,
     ckpt: Option<TaskCheckpointing>,
-) -> Result<()> {
-    let mut channels: Vec<ChannelState> = inputs
-        .iter()
-        .map(|&input| ChannelState {
-            input,
-            ..Default::default()
-        })
-        .collect();
-    // Barrier alignment: channels that delivered the barrier of the
-    // checkpoint being aligned, the messages held back from them, and
-    // messages released after an alignment, processed before new ones.
-    let mut barrier_seen = vec![false; channels.len()];
-    let mut held: Vec<VecDeque<Message>> = vec![VecDeque::new(); channels.len()];
-    let mut released: VecDeque<(usize, Message)> = VecDeque::new();
-    let mut aligning: Option<(u64, Instant)> = None;
-    let mut forwarded: Option<Watermark> = None;
-    let mut current: Option<i64> = None;
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while channels.iter().any(|c| !c.ended) || !released.is_empty() {
-        let (from, message) = match released.pop_front() {
-            Some(m) => m,
-            None => tokio::select! {
-                env = rx.recv() => {
-                    let Some(env) = env else {
-                        return Err(WeirError::Execution(
-                            "an upstream task stopped without end of stream".into(),
-                        ));
-                    };
-                    (env.from, env.message)
+    /// Set when the restored checkpoint had this task finished: what it
+    /// reported then.
+    restored_finished: Option<Vec<NodeState>>,
+    /// The job's gauge of the most rows held back by alignment.
+    held_gauge: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ChannelTask {
+    async fn run(mut self) -> Result<()> {
+        if let Some(nodes) = self.restored_finished.take() {
+            // Its upstream tasks finished too: they only send end of stream.
+            self.drain_finished_inputs().await?;
+            let report = self.ckpt.as_ref().map(|c| c.end_with(nodes));
+            return self.tail.end(report).await;
+        }
+        self.process().await?;
+        let outs = self.chain.end()?;
+        self.tail.emit(outs).await?;
+        let report = self.ckpt.as_ref().map(|c| c.end(&self.chain, Vec::new()));
+        self.tail.end(report).await
+    }
+
+    /// Reads until every channel ended, for a task restored as finished.
+    async fn drain_finished_inputs(&mut self) -> Result<()> {
+        let mut open = self.inputs.len();
+        while open > 0 {
+            let env = self.rx.recv().await.ok_or_else(|| {
+                WeirError::Execution("an upstream task stopped without end of stream".into())
+            })?;
+            match env.message {
+                Message::EndOfStream => open -= 1,
+                Message::Batch(_) | Message::Barrier(_) => {
+                    return Err(WeirError::Internal(
+                        "a task restored as finished received data: its upstream was not finished"
+                            .into(),
+                    ))
                 }
-                _ = ticker.tick() => {
-                    let outs = chain.tick(Instant::now())?;
+                Message::Watermark(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes the input until every channel ended.
+    async fn process(&mut self) -> Result<()> {
+        let chain = &mut self.chain;
+        let tail = &mut self.tail;
+        let mut channels: Vec<ChannelState> = self
+            .inputs
+            .iter()
+            .map(|&input| ChannelState {
+                input,
+                ..Default::default()
+            })
+            .collect();
+        // Barrier alignment: channels that delivered the barrier of the
+        // checkpoint being aligned, the messages held back from them, and
+        // messages released after an alignment, processed before new ones.
+        // A held message keeps its input's channel credit until processed,
+        // so a channel whose barrier came first is held to at most the
+        // channel capacity, then its sender waits (see `crate::channel`).
+        let mut barrier_seen = vec![false; channels.len()];
+        let mut held: Vec<VecDeque<Envelope>> = channels.iter().map(|_| VecDeque::new()).collect();
+        let mut held_rows = 0u64;
+        let mut released: VecDeque<Envelope> = VecDeque::new();
+        let mut aligning: Option<(u64, Instant)> = None;
+        let mut forwarded: Option<Watermark> = None;
+        let mut current: Option<i64> = None;
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while channels.iter().any(|c| !c.ended) || !released.is_empty() {
+            let env = match released.pop_front() {
+                Some(m) => m,
+                None => tokio::select! {
+                    env = self.rx.recv() => {
+                        let Some(env) = env else {
+                            return Err(WeirError::Execution(
+                                "an upstream task stopped without end of stream".into(),
+                            ));
+                        };
+                        env
+                    }
+                    _ = ticker.tick() => {
+                        let outs = chain.tick(Instant::now())?;
+                        tail.emit(outs).await?;
+                        continue;
+                    }
+                },
+            };
+            let from = env.from;
+            if from >= channels.len() {
+                return Err(WeirError::Internal(format!(
+                    "message from unknown channel {from}"
+                )));
+            }
+            if barrier_seen[from] {
+                held_rows += env.weight() as u64;
+                self.held_gauge
+                    .fetch_max(held_rows, std::sync::atomic::Ordering::Relaxed);
+                held[from].push_back(env);
+                continue;
+            }
+            // The envelope (and with it the input's credit) goes when the
+            // message is processed.
+            let message = env.message;
+            let state = &mut channels[from];
+            match message {
+                Message::Batch(b) => {
+                    let input = state.input;
+                    if state.idle {
+                        state.idle = false;
+                    }
+                    let outs = chain.feed(0, vec![Output::Batch(b)], None, input)?;
                     tail.emit(outs).await?;
                     continue;
                 }
-            },
-        };
-        if from >= channels.len() {
-            return Err(WeirError::Internal(format!(
-                "message from unknown channel {from}"
-            )));
-        }
-        if barrier_seen[from] {
-            held[from].push_back(message);
-            continue;
-        }
-        let state = &mut channels[from];
-        match message {
-            Message::Batch(b) => {
-                let input = state.input;
-                if state.idle {
+                Message::Watermark(Watermark::EventTime(w)) => {
                     state.idle = false;
+                    state.watermark = Some(state.watermark.map_or(w, |c| c.max(w)));
                 }
-                let outs = chain.feed(0, vec![Output::Batch(b)], None, input)?;
-                tail.emit(outs).await?;
-                continue;
-            }
-            Message::Watermark(Watermark::EventTime(w)) => {
-                state.idle = false;
-                state.watermark = Some(state.watermark.map_or(w, |c| c.max(w)));
-            }
-            Message::Watermark(Watermark::Idle) => state.idle = true,
-            Message::Barrier(b) => {
-                if aligning.is_none() {
-                    aligning = Some((b.checkpoint_id, Instant::now()));
-                }
-                barrier_seen[from] = true;
-            }
-            Message::EndOfStream => state.ended = true,
-        }
-        if let Some((id, started)) = aligning {
-            let aligned = channels
-                .iter()
-                .zip(&barrier_seen)
-                .all(|(c, seen)| c.ended || *seen);
-            if aligned {
-                match &ckpt {
-                    Some(c) => {
-                        c.checkpoint(id, &mut chain, &mut tail, Vec::new(), started.elapsed())
-                            .await?
+                Message::Watermark(Watermark::Idle) => state.idle = true,
+                Message::Barrier(b) => {
+                    if aligning.is_none() {
+                        aligning = Some((b.checkpoint_id, Instant::now()));
                     }
-                    None => {
-                        tail.barrier(id).await?;
+                    barrier_seen[from] = true;
+                }
+                Message::EndOfStream => state.ended = true,
+            }
+            if let Some((id, started)) = aligning {
+                // Aligned once every live channel delivered the barrier;
+                // ended channels are not waited for.
+                let aligned = channels
+                    .iter()
+                    .zip(&barrier_seen)
+                    .all(|(c, seen)| c.ended || *seen);
+                if aligned {
+                    match &self.ckpt {
+                        Some(c) => {
+                            c.checkpoint(id, chain, tail, Vec::new(), started.elapsed())
+                                .await?
+                        }
+                        None => {
+                            tail.barrier(id).await?;
+                        }
+                    }
+                    aligning = None;
+                    held_rows = 0;
+                    for (k, seen) in barrier_seen.iter_mut().enumerate() {
+                        *seen = false;
+                        released.extend(held[k].drain(..));
                     }
                 }
-                aligning = None;
-                for (k, seen) in barrier_seen.iter_mut().enumerate() {
-                    *seen = false;
-                    released.extend(held[k].drain(..).map(|m| (k, m)));
+            }
+            let status = combined(&channels);
+            match status {
+                Some(Watermark::EventTime(w)) if current.is_none_or(|c| w > c) => {
+                    current = Some(w);
+                    forwarded = status;
+                    let outs =
+                        chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
+                    tail.emit(outs).await?;
                 }
+                Some(Watermark::EventTime(w)) if forwarded == Some(Watermark::Idle) => {
+                    // Active again but not past the watermark already
+                    // forwarded: re-forward that one so downstream
+                    // counts this input as active again (Flink's
+                    // stream status going back to ACTIVE).
+                    let w = current.map_or(w, |c| c.max(w));
+                    current = Some(w);
+                    forwarded = Some(Watermark::EventTime(w));
+                    let outs =
+                        chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
+                    tail.emit(outs).await?;
+                }
+                Some(Watermark::Idle) if forwarded != Some(Watermark::Idle) => {
+                    forwarded = status;
+                    let outs = chain.feed(0, vec![Output::Watermark(Watermark::Idle)], None, 0)?;
+                    tail.emit(outs).await?;
+                }
+                _ => {}
             }
         }
-        let status = combined(&channels);
-        match status {
-            Some(Watermark::EventTime(w)) if current.is_none_or(|c| w > c) => {
-                current = Some(w);
-                forwarded = status;
-                let outs =
-                    chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
-                tail.emit(outs).await?;
-            }
-            Some(Watermark::EventTime(w)) if forwarded == Some(Watermark::Idle) => {
-                // Active again but not past the watermark already
-                // forwarded: re-forward that one so downstream
-                // counts this input as active again (Flink's
-                // stream status going back to ACTIVE).
-                let w = current.map_or(w, |c| c.max(w));
-                current = Some(w);
-                forwarded = Some(Watermark::EventTime(w));
-                let outs =
-                    chain.feed(0, vec![Output::Watermark(Watermark::EventTime(w))], None, 0)?;
-                tail.emit(outs).await?;
-            }
-            Some(Watermark::Idle) if forwarded != Some(Watermark::Idle) => {
-                forwarded = status;
-                let outs = chain.feed(0, vec![Output::Watermark(Watermark::Idle)], None, 0)?;
-                tail.emit(outs).await?;
-            }
-            _ => {}
-        }
+        Ok(())
     }
-    let outs = chain.end()?;
-    tail.emit(outs).await?;
-    tail.end().await
 }
 
+#[cfg(test)]
+mod checkpoint_tests;
 #[cfg(test)]
 mod tests;

@@ -15,9 +15,18 @@
 //!    atomic manifest write makes `n` complete; `n` is published on the
 //!    completion channel and sinks commit what they pre-committed up to `n`.
 //!
-//! When a source ends no new checkpoint starts. When every sink has
-//! finished, a final manifest (`finished`) records their last pre-commits
-//! so that a restart after a crash in the commit only completes it.
+//! Checkpoints after tasks finish (as Flink's FLIP-147): a task whose
+//! input ended (a source that read all its splits, an operator whose
+//! inputs all ended) tells the coordinator so, with its final positions
+//! (sources) or last pre-commit (sinks), before it sends end of stream on.
+//! A checkpoint then needs an acknowledgement from every task still
+//! running; a finished task counts with what it reported, marked
+//! finished, so a restore does not run it again (its downstream aligned
+//! only over its live inputs and has all of its output in its state).
+//! New checkpoints start while some source task still runs and the job
+//! is not being cancelled. When every task has finished, a final manifest
+//! (`finished`) records the sinks' last pre-commits so that a restart
+//! after a crash in the commit only completes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,13 +53,18 @@ pub struct NodeState {
     pub state: Vec<u8>,
     /// Source positions (sources only).
     pub positions: Vec<SplitPosition>,
+    /// The subtask had finished when it reported this.
+    pub finished: bool,
 }
 
-/// What tasks tell the coordinator.
+/// What tasks tell the coordinator. Tasks are numbered `0..tasks` (one per
+/// chain subtask, see [`CoordinatorSettings::tasks`]).
 #[derive(Debug)]
 pub enum CheckpointEvent {
-    /// A task processed barrier `id`.
+    /// Task `task` processed barrier `id`.
     Ack {
+        /// The task.
+        task: usize,
         /// Checkpoint id.
         id: u64,
         /// Snapshots of the task's nodes.
@@ -58,15 +72,18 @@ pub enum CheckpointEvent {
         /// How long the task's inputs were blocked for alignment.
         alignment: Duration,
     },
-    /// A source subtask ended: no further checkpoint can complete.
-    SourceEnded,
-    /// A sink subtask reached the end of its input and pre-committed its
-    /// last epoch.
-    SinkFinished {
-        /// The epoch it pre-committed.
-        epoch: u64,
-        /// Its pre-commit state.
-        node: NodeState,
+    /// Task `task` reached the end of its input and is about to send end of
+    /// stream on (or, as a sink, to commit and finish): it takes part in
+    /// later checkpoints with `nodes` (marked finished).
+    Finished {
+        /// The task.
+        task: usize,
+        /// Its final report: source positions, the last pre-commit of a
+        /// sink; operators report no state.
+        nodes: Vec<NodeState>,
+        /// For a sink: the epoch of its last pre-commit, which it commits
+        /// once a checkpoint with an id at least this one completed.
+        epoch: Option<u64>,
     },
 }
 
@@ -93,10 +110,16 @@ pub struct CoordinatorSettings {
     pub retained: usize,
     /// Job fingerprint and its readable lines.
     pub fingerprint: (String, Vec<String>),
-    /// Acknowledgements a checkpoint needs (one per task subtask).
-    pub expected_acks: usize,
-    /// Sink subtasks.
-    pub expected_sinks: usize,
+    /// Number of tasks (chain subtasks): a checkpoint needs an
+    /// acknowledgement from each one that has not finished.
+    pub tasks: usize,
+    /// The tasks headed by a source: barriers are injected there, so new
+    /// checkpoints start only while one of them runs.
+    pub source_tasks: Vec<usize>,
+    /// Set when the job is being cancelled: no new checkpoint starts and
+    /// the one in flight is dropped (cancelled sources end early, their
+    /// positions are not final).
+    pub cancelled: Arc<std::sync::atomic::AtomicBool>,
     /// The last checkpoint id used before this run (restored or pruned
     /// history): new ids start after it.
     pub last_id: u64,
@@ -126,7 +149,7 @@ struct InFlight {
     id: u64,
     started: Instant,
     nodes: Vec<NodeState>,
-    acks: usize,
+    acked: Vec<bool>,
     alignment: Duration,
 }
 
@@ -137,23 +160,26 @@ async fn run(
     completed: watch::Sender<u64>,
     stats: Arc<parking_lot::Mutex<CheckpointStats>>,
 ) -> Result<()> {
+    use std::sync::atomic::Ordering;
     let mut next_id = s.last_id + 1;
     let mut last_completed = s.last_id;
     let mut in_flight: Option<InFlight> = None;
-    let mut sources_ended = false;
-    let mut finals: Vec<(u64, NodeState)> = Vec::new();
+    // What finished tasks reported, by task.
+    let mut finished: Vec<Option<Vec<NodeState>>> = vec![None; s.tasks];
+    let mut last_epoch = 0u64;
     let mut ticker = tokio::time::interval(s.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if in_flight.is_none() && !sources_ended {
+                let sources_running = s.source_tasks.iter().any(|&t| finished.get(t).is_some_and(Option::is_none));
+                if in_flight.is_none() && sources_running && !s.cancelled.load(Ordering::Relaxed) {
                     in_flight = Some(InFlight {
                         id: next_id,
                         started: Instant::now(),
                         nodes: Vec::new(),
-                        acks: 0,
+                        acked: vec![false; s.tasks],
                         alignment: Duration::ZERO,
                     });
                     let _ = trigger.send(next_id);
@@ -163,45 +189,54 @@ async fn run(
             ev = events.recv() => {
                 let Some(ev) = ev else { return Ok(()) };
                 match ev {
-                    CheckpointEvent::Ack { id, nodes, alignment } => {
+                    CheckpointEvent::Ack { task, id, nodes, alignment } => {
                         let Some(f) = in_flight.as_mut().filter(|f| f.id == id) else {
                             continue;
                         };
-                        f.acks += 1;
+                        let slot = f.acked.get_mut(task).ok_or_else(|| WeirError::Internal(format!("ack from unknown task {task}")))?;
+                        *slot = true;
                         f.nodes.extend(nodes);
                         f.alignment = f.alignment.max(alignment);
-                        if f.acks == s.expected_acks {
-                            let f = in_flight.take().ok_or_else(|| WeirError::Internal("no checkpoint in flight".into()))?;
-                            let id = f.id;
-                            let manifest = write_checkpoint(&s, f.id, f.nodes, f.started.elapsed(), f.alignment, false).await?;
-                            last_completed = id;
-                            stats.lock().record(&manifest);
-                            let _ = completed.send(id);
-                            prune(&s, id).await?;
-                            tracing::debug!(id, "checkpoint complete");
+                    }
+                    CheckpointEvent::Finished { task, nodes, epoch } => {
+                        let slot = finished.get_mut(task).ok_or_else(|| WeirError::Internal(format!("end of unknown task {task}")))?;
+                        *slot = Some(nodes);
+                        last_epoch = last_epoch.max(epoch.unwrap_or(0));
+                        if s.cancelled.load(Ordering::Relaxed) {
+                            in_flight = None;
                         }
-                    }
-                    CheckpointEvent::SourceEnded => {
-                        sources_ended = true;
-                        in_flight = None;
-                    }
-                    CheckpointEvent::SinkFinished { epoch, node } => {
-                        finals.push((epoch, node));
-                        if finals.len() == s.expected_sinks {
-                            let id = finals
-                                .iter()
-                                .map(|(e, _)| *e)
-                                .max()
-                                .unwrap_or(0)
-                                .max(last_completed + 1)
-                                .max(next_id);
-                            let nodes = std::mem::take(&mut finals).into_iter().map(|(_, n)| n).collect();
+                        if finished.iter().all(Option::is_some) {
+                            // Every task finished: the final checkpoint.
+                            in_flight = None;
+                            let id = last_epoch.max(last_completed + 1).max(next_id);
+                            let nodes = finished.iter().flatten().flatten().cloned().collect();
                             let manifest = write_checkpoint(&s, id, nodes, Duration::ZERO, Duration::ZERO, true).await?;
                             stats.lock().record(&manifest);
                             let _ = completed.send(id);
                             prune(&s, id).await?;
+                            continue;
                         }
                     }
+                }
+                // Complete the checkpoint in flight once every task acked
+                // it or had finished.
+                let done = in_flight.as_ref().is_some_and(|f| {
+                    f.acked.iter().zip(&finished).all(|(acked, fin)| *acked || fin.is_some())
+                });
+                if done {
+                    let mut f = in_flight.take().ok_or_else(|| WeirError::Internal("no checkpoint in flight".into()))?;
+                    for (t, fin) in finished.iter().enumerate() {
+                        if let (false, Some(nodes)) = (f.acked[t], fin) {
+                            f.nodes.extend(nodes.iter().cloned());
+                        }
+                    }
+                    let id = f.id;
+                    let manifest = write_checkpoint(&s, id, f.nodes, f.started.elapsed(), f.alignment, false).await?;
+                    last_completed = id;
+                    stats.lock().record(&manifest);
+                    let _ = completed.send(id);
+                    prune(&s, id).await?;
+                    tracing::debug!(id, "checkpoint complete");
                 }
             }
         }
@@ -222,24 +257,29 @@ async fn write_checkpoint(
     tokio::task::spawn_blocking(move || {
         let dir = checkpoint_dir(id);
         let mut snapshots = Vec::with_capacity(nodes.len());
+        let mut files = Vec::new();
         let mut size = 0u64;
         for n in nodes {
+            let bytes = n.state.len() as u64;
             let file = if n.state.is_empty() {
                 None
             } else {
                 let name = state_file_name(&n.node, n.subtask);
-                storage.put(&format!("{dir}/{name}"), &n.state)?;
-                size += n.state.len() as u64;
+                files.push((format!("{dir}/{name}"), n.state));
+                size += bytes;
                 Some(name)
             };
             snapshots.push(NodeSnapshot {
                 node: n.node,
                 subtask: n.subtask,
                 file,
-                bytes: n.state.len() as u64,
+                bytes,
                 positions: n.positions,
+                finished: n.finished,
             });
         }
+        // Every state file is durable before the manifest is written.
+        storage.put_all(files)?;
         snapshots.sort_by(|a, b| (&a.node, a.subtask).cmp(&(&b.node, b.subtask)));
         let completed_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -301,6 +341,7 @@ pub struct RestoredState {
     pub finished: bool,
     states: HashMap<(String, usize), Vec<u8>>,
     positions: HashMap<(String, usize), Vec<SplitPosition>>,
+    finished_nodes: std::collections::HashSet<(String, usize)>,
 }
 
 impl RestoredState {
@@ -328,8 +369,35 @@ impl RestoredState {
                 r.positions
                     .insert((n.node.clone(), n.subtask), n.positions.clone());
             }
+            if n.finished {
+                r.finished_nodes.insert((n.node.clone(), n.subtask));
+            }
         }
         Ok(r)
+    }
+
+    /// True if the node subtask had finished when the checkpoint was taken
+    /// (it is not run again).
+    pub fn is_finished(&self, node: &str, subtask: usize) -> bool {
+        self.finished_nodes.contains(&(node.to_string(), subtask))
+    }
+
+    /// What a finished node subtask reported, to report again in the
+    /// checkpoints of the restored run.
+    pub fn finished_node(&self, node: &str, subtask: usize) -> NodeState {
+        NodeState {
+            node: node.to_string(),
+            subtask,
+            state: self
+                .state(node, subtask)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
+            positions: self
+                .positions(node, subtask)
+                .map(<[SplitPosition]>::to_vec)
+                .unwrap_or_default(),
+            finished: true,
+        }
     }
 
     /// The encoded state of a node subtask (`None`: empty).

@@ -26,6 +26,15 @@ pub struct NodeSnapshot {
     /// Source positions per split (sources only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub positions: Vec<SplitPosition>,
+    /// The subtask had finished (all its input read, end of stream sent
+    /// on) before this checkpoint: a restore does not run it again, it
+    /// only signals end of stream downstream.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub finished: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A complete checkpoint.

@@ -3,6 +3,7 @@
 //!
 //! - [`storage`]: where checkpoints live ([`CheckpointStorage`], a local
 //!   directory by default).
+//! - [`objects`]: checkpoints on an object store (`s3://bucket/prefix`).
 //! - [`manifest`]: the manifest format, listing, the job fingerprint.
 //! - [`coordinator`]: the protocol (see its docs) and the coordinator task.
 //!
@@ -12,6 +13,7 @@
 
 pub mod coordinator;
 pub mod manifest;
+pub mod objects;
 pub mod storage;
 
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use std::time::Duration;
 
 pub use coordinator::{CheckpointEvent, CheckpointHandle, NodeState, RestoredState};
 pub use manifest::{fingerprint, latest_manifest, list_manifests, Manifest, NodeSnapshot};
-pub use storage::{open_storage, CheckpointStorage, LocalStorage};
+pub use objects::ObjectStorage;
+pub use storage::{open_storage, open_storage_with_options, CheckpointStorage, LocalStorage};
 
 /// Checkpoint settings of a job.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
-//! Where checkpoints are kept: a small byte-store trait and its local
-//! directory implementation.
+//! Where checkpoints are kept: a small byte-store trait, its local
+//! directory implementation, and [`open_storage`], which picks the local
+//! directory or the object store ([`ObjectStorage`]) from a location.
 //!
 //! Paths are `/`-separated keys relative to the store's root
 //! (`chk-00000012/manifest.json`). The one operation that must be atomic is
@@ -11,6 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::objects::ObjectStorage;
 use crate::error::{Result, WeirError};
 
 /// A byte store for checkpoint files. Calls are blocking: the runtime calls
@@ -18,6 +20,16 @@ use crate::error::{Result, WeirError};
 pub trait CheckpointStorage: Send + Sync + std::fmt::Debug {
     /// Writes `bytes` under `key` (durable when it returns).
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
+
+    /// Writes every `(key, bytes)`; all are durable when it returns (on
+    /// error, some may be written). Default: one [`CheckpointStorage::put`]
+    /// after the other; object stores write them concurrently.
+    fn put_all(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        for (key, bytes) in items {
+            self.put(&key, &bytes)?;
+        }
+        Ok(())
+    }
 
     /// Writes `bytes` under `key` atomically: readers see all or nothing.
     fn put_atomic(&self, key: &str, bytes: &[u8]) -> Result<()>;
@@ -136,19 +148,30 @@ impl CheckpointStorage for LocalStorage {
     }
 }
 
-/// Opens the store named by `location`: a local directory path. Object
-/// store URLs (`s3://`, `gs://`, …) are recognised and refused with a clear
-/// error until an `object_store` implementation of [`CheckpointStorage`] is
-/// added.
+/// Opens the store named by `location`: a local directory (a path or a
+/// `file://` URL) or an S3 prefix (`s3://bucket/prefix`, settings from the
+/// `AWS_*` environment variables, see [`ObjectStorage`]).
 pub fn open_storage(location: &str) -> Result<std::sync::Arc<dyn CheckpointStorage>> {
-    if let Some((scheme, _)) = location.split_once("://") {
-        if scheme != "file" {
-            return Err(WeirError::Config(format!(
-                "--checkpoint-dir {location}: '{scheme}://' checkpoint storage is not supported yet (only local directories)"
-            )));
-        }
-        let path = &location[scheme.len() + 3..];
-        return Ok(std::sync::Arc::new(LocalStorage::new(path)?));
+    open_storage_with_options(location, &[])
+}
+
+/// Like [`open_storage`], with object store options (`aws_endpoint`,
+/// `aws_allow_http`, `aws_region`, …) that override the environment.
+pub fn open_storage_with_options(
+    location: &str,
+    options: &[(String, String)],
+) -> Result<std::sync::Arc<dyn CheckpointStorage>> {
+    if let Some((scheme, rest)) = location.split_once("://") {
+        return match scheme {
+            "file" => Ok(std::sync::Arc::new(LocalStorage::new(rest)?)),
+            "s3" | "s3a" => Ok(std::sync::Arc::new(ObjectStorage::open_s3(
+                location, options,
+            )?)),
+            _ => Err(WeirError::Config(format!(
+                "--checkpoint-dir {location}: '{scheme}://' checkpoint storage is not supported \
+                 (a local directory, file:// or s3://BUCKET/PREFIX)"
+            ))),
+        };
     }
     Ok(std::sync::Arc::new(LocalStorage::new(location)?))
 }
@@ -169,7 +192,8 @@ mod tests {
         assert_eq!(s.list("")?, vec!["chk-1"]);
         s.delete_prefix("chk-1")?;
         assert!(s.list("")?.is_empty());
-        assert!(open_storage("s3://bucket/x").is_err());
+        assert!(open_storage("gs://bucket/x").is_err());
+        assert!(open_storage("s3:///no-bucket").is_err());
         Ok(())
     }
 }
