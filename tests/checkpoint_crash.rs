@@ -13,11 +13,17 @@
 //! per account (duplicates dropped, rows released in sequence order) →
 //! one-minute tumbling-window aggregation → filesystem sink. Its reference
 //! run is checked on its own first: every account's sequence 1..n counted
-//! exactly once.
+//! exactly once. A third test runs that job with an exactly-once Kafka
+//! sink beside the file sink, on a tansu broker (skipped without one,
+//! failed when `WEIR_REQUIRE_BROKERS` is set), and compares the topic's
+//! committed view with the uninterrupted run's rows too.
 //!
 //! `WEIR_CRASH_KILLS` sets the number of kills (default 20);
 //! `WEIR_CRASH_SEED` the seed of the kill moments (default: the clock; the
 //! seed is printed).
+
+#[path = "../connectors/tests/tansu_support/mod.rs"]
+mod tansu_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -126,6 +132,22 @@ fn write(path: &Path, text: &str) -> PathBuf {
     path.to_path_buf()
 }
 
+/// The transactions job's window query over the `ordered` view (the
+/// `SEQUENCE_ORDER` output).
+const TX_WINDOW_QUERY: &str =
+    "SELECT account_id, count(*) AS num, max(seq) AS last_seq, sum(seq) AS seq_total,
+       window_start, window_end
+FROM TABLE(TUMBLE(TABLE ordered, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY account_id, window_start, window_end";
+
+/// The columns of the transactions job's output tables.
+const TX_RESULT_COLUMNS: &str = "account_id BIGINT,
+  num BIGINT,
+  last_seq BIGINT,
+  seq_total BIGINT,
+  window_start TIMESTAMP(3),
+  window_end TIMESTAMP(3)";
+
 /// The transactions job: `events` slots, paced at `rate` slots/s if given.
 fn transactions_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
     let rate = rate
@@ -148,21 +170,13 @@ fn transactions_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
   'events.num' = '{events}'{rate}
 );
 CREATE TABLE results (
-  account_id BIGINT,
-  num BIGINT,
-  last_seq BIGINT,
-  seq_total BIGINT,
-  window_start TIMESTAMP(3),
-  window_end TIMESTAMP(3)
+  {TX_RESULT_COLUMNS}
 ) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
 CREATE VIEW ordered AS
 SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE tx, DESCRIPTOR(account_id), DESCRIPTOR(seq),
                                    INTERVAL '6' SECOND, 100000, 1));
 INSERT INTO results
-SELECT account_id, count(*) AS num, max(seq) AS last_seq, sum(seq) AS seq_total,
-       window_start, window_end
-FROM TABLE(TUMBLE(TABLE ordered, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
-GROUP BY account_id, window_start, window_end;
+{TX_WINDOW_QUERY};
 ",
         out.display()
     )
@@ -182,6 +196,106 @@ fn killed_and_restarted_transactions_job_matches_an_uninterrupted_run() {
     );
 }
 
+/// The transactions job killed and restarted as above, writing the same
+/// window rows to the file sink and to an exactly-once Kafka sink on a
+/// tansu broker (2 partitions, keyed by account). The topic's committed
+/// view (read by `tansu_support::committed_view`, which does not trust
+/// the broker's aborted list) must equal the uninterrupted run's rows as a
+/// multiset, every account's windows must be in one partition in window
+/// order, and no transaction may be left open.
+#[test]
+fn killed_and_restarted_transactions_job_with_a_kafka_sink_matches_an_uninterrupted_run() {
+    let test =
+        "killed_and_restarted_transactions_job_with_a_kafka_sink_matches_an_uninterrupted_run";
+    let Some(broker) = tansu_support::broker(test).expect("a tansu broker") else {
+        return;
+    };
+    let topic = tansu_support::unique("crash-out");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime
+        .block_on(weir_connectors::kafka::produce::ensure_topic(
+            &broker.bootstrap,
+            &topic,
+            Some(2),
+        ))
+        .expect("create the output topic");
+    let statements = format!(
+        "CREATE TABLE kresults (
+  {TX_RESULT_COLUMNS}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic}',
+  'properties.bootstrap.servers' = '{}',
+  'format' = 'json',
+  'key.format' = 'json',
+  'key.fields' = 'account_id',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{}'
+);
+INSERT INTO kresults
+{TX_WINDOW_QUERY};
+",
+        broker.bootstrap,
+        tansu_support::unique("crash")
+    );
+    let bootstrap = broker.bootstrap.clone();
+    let check = move |expected: &[String]| {
+        let logs = tansu_support::committed_view(&bootstrap, &topic, 2).expect("committed view");
+        let mut rows = Vec::new();
+        let mut partition_of: std::collections::BTreeMap<i64, usize> = Default::default();
+        let (mut aborted, mut committed) = (0, 0);
+        for (p, log) in logs.iter().enumerate() {
+            assert_eq!(log.open_records, 0, "partition {p}: an open transaction");
+            aborted += log.aborted_records;
+            committed += log.committed_transactions;
+            // Per account: windows in increasing order.
+            let mut last: std::collections::BTreeMap<i64, String> = Default::default();
+            for r in &log.committed {
+                let v: serde_json::Value = serde_json::from_str(&r.text()).expect("a JSON row");
+                let account = v["account_id"].as_i64().expect("account_id");
+                assert_eq!(r.key_text(), format!(r#"{{"account_id":{account}}}"#));
+                assert_eq!(
+                    *partition_of.entry(account).or_insert(p),
+                    p,
+                    "account {account}"
+                );
+                let start = v["window_start"]
+                    .as_str()
+                    .expect("window_start")
+                    .to_string();
+                if let Some(prev) = last.insert(account, start.clone()) {
+                    assert!(
+                        prev < start,
+                        "account {account}: window {start} after {prev}"
+                    );
+                }
+                rows.push(r.text());
+            }
+        }
+        eprintln!(
+            "crash test: kafka committed view: {} rows, {committed} committed transactions, {aborted} aborted records",
+            rows.len()
+        );
+        rows.sort();
+        assert_eq!(rows.len(), expected.len(), "kafka row count");
+        let first_diff = rows.iter().zip(expected).position(|(a, b)| a != b);
+        assert_eq!(
+            first_diff, None,
+            "first kafka row differing from the uninterrupted run"
+        );
+    };
+    crash_test_with(
+        transactions_sql,
+        "transactions/",
+        Some(every_sequence_number_once),
+        Some(KafkaOutput {
+            statements,
+            check: Box::new(check),
+        }),
+    );
+    drop(broker);
+}
+
 /// Runs the job `sql` makes uninterrupted, then killed and restarted many
 /// times with checkpoints; compares the committed rows. `marker` is in the
 /// positions `weir checkpoints` lists.
@@ -189,6 +303,25 @@ fn crash_test(
     sql_for: fn(&Path, u64, Option<u64>) -> String,
     marker: &str,
     check_reference: Option<fn(&[String])>,
+) {
+    crash_test_with(sql_for, marker, check_reference, None);
+}
+
+/// An exactly-once Kafka sink added to the crash run: `statements` (the
+/// table and its INSERT) are appended to the crash run's script, and after
+/// the run `check` compares the topic's committed view with the
+/// uninterrupted run's rows.
+struct KafkaOutput {
+    statements: String,
+    check: Box<dyn Fn(&[String])>,
+}
+
+/// [`crash_test`], with a Kafka output written by the crash runs as well.
+fn crash_test_with(
+    sql_for: fn(&Path, u64, Option<u64>) -> String,
+    marker: &str,
+    check_reference: Option<fn(&[String])>,
+    kafka: Option<KafkaOutput>,
 ) {
     let kills: u64 = std::env::var("WEIR_CRASH_KILLS")
         .ok()
@@ -235,10 +368,11 @@ fn crash_test(
     // The crash run.
     let crash_out = tmp.path().join("crash");
     let ckpt = tmp.path().join("checkpoints");
-    let sql = write(
-        &tmp.path().join("crash.sql"),
-        &sql_for(&crash_out, events, Some(rate)),
-    );
+    let mut crash_sql = sql_for(&crash_out, events, Some(rate));
+    if let Some(k) = &kafka {
+        crash_sql.push_str(&k.statements);
+    }
+    let sql = write(&tmp.path().join("crash.sql"), &crash_sql);
     let run = || {
         let mut c = weir();
         c.args([
@@ -299,6 +433,9 @@ fn crash_test(
     let got = committed_rows(&crash_out);
     assert_eq!(got.len(), expected.len(), "row counts differ");
     assert!(got == expected, "rows differ from the uninterrupted run");
+    if let Some(k) = &kafka {
+        (k.check)(&expected);
+    }
 
     // `weir checkpoints` lists the retained checkpoints, the last one final.
     let out = weir()
