@@ -83,9 +83,11 @@ case "${1:-}" in
       patch -p1 -d "$work/tansu-broker-0.6.0" <"$here/tansu/end-txn.patch"
       printf '\n[patch.crates-io]\ntansu-broker = { path = "../tansu-broker-0.6.0" }\n' >>"$work/tansu-0.6.0/Cargo.toml"
       # tansu's own Cargo.lock pins the build; only the patched crate is re-locked.
-      (cd "$work/tansu-0.6.0" && CARGO_TARGET_DIR="$work/target" cargo build --release --features dynostore --bin tansu)
+      # $WEIR_TANSU_TARGET keeps the build's target dir for a later rebuild.
+      target="${WEIR_TANSU_TARGET:-$work/target}"
+      (cd "$work/tansu-0.6.0" && CARGO_TARGET_DIR="$target" cargo build --release --features dynostore --bin tansu)
       mkdir -p "$HOME/.cargo/bin"
-      cp "$work/target/release/tansu" "$HOME/.cargo/bin/.tansu.new"
+      cp "$target/release/tansu" "$HOME/.cargo/bin/.tansu.new"
       mv -f "$HOME/.cargo/bin/.tansu.new" "$HOME/.cargo/bin/tansu"
       touch "$stamp"
       rm -rf "$work"

@@ -238,6 +238,16 @@ INSERT INTO kresults
         broker.bootstrap,
         tansu_support::unique("crash")
     );
+    let (bootstrap, t) = (broker.bootstrap.clone(), topic.clone());
+    let after_kills = move || {
+        let logs = tansu_support::committed_view(&bootstrap, &t, 2).expect("committed view");
+        let rows: usize = logs.iter().map(|l| l.committed.len()).sum();
+        let aborted: usize = logs.iter().map(|l| l.aborted_records).sum();
+        eprintln!(
+            "crash test: after the kills, the kafka committed view has {rows} rows ({aborted} records aborted)"
+        );
+        assert!(rows > 0, "the killed runs committed nothing to Kafka");
+    };
     let bootstrap = broker.bootstrap.clone();
     let check = move |expected: &[String]| {
         let logs = tansu_support::committed_view(&bootstrap, &topic, 2).expect("committed view");
@@ -290,6 +300,8 @@ INSERT INTO kresults
         Some(every_sequence_number_once),
         Some(KafkaOutput {
             statements,
+            life_ms: (400, 1600),
+            after_kills: Box::new(after_kills),
             check: Box::new(check),
         }),
     );
@@ -313,6 +325,12 @@ fn crash_test(
 /// uninterrupted run's rows.
 struct KafkaOutput {
     statements: String,
+    /// The range of a killed run's life, in ms (the job has two pipelines
+    /// and transactional producers to start: longer than the file-only
+    /// tests' 150..900, so that killed runs commit to Kafka too).
+    life_ms: (u64, u64),
+    /// Called after the kills, before the run that finishes the job.
+    after_kills: Box<dyn Fn()>,
     check: Box<dyn Fn(&[String])>,
 }
 
@@ -397,7 +415,8 @@ fn crash_test_with(
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn weir");
-        std::thread::sleep(Duration::from_millis(rng.next_in(150, 900)));
+        let (lo, hi) = kafka.as_ref().map_or((150, 900), |k| k.life_ms);
+        std::thread::sleep(Duration::from_millis(rng.next_in(lo, hi)));
         match child.try_wait().expect("try_wait") {
             None => {
                 child.kill().expect("SIGKILL");
@@ -423,6 +442,13 @@ fn crash_test_with(
         killed >= kills.min(20),
         "only {killed} kills: the job ended too soon"
     );
+    eprintln!(
+        "crash test: after the kills, {} rows committed to files",
+        committed_rows(&crash_out).len()
+    );
+    if let Some(k) = &kafka {
+        (k.after_kills)();
+    }
     // Let it finish (a run after the end only completes the last commit).
     let out = run().output().expect("run weir");
     assert!(

@@ -97,8 +97,8 @@ pub fn broker(test: &str) -> Result<Option<Broker>> {
             )));
         }
         println!(
-            "SKIPPED {test}: no tansu broker (set WEIR_TANSU_BOOTSTRAP, or install tansu: \
-             cargo install tansu --locked --features dynostore)"
+            "SKIPPED {test}: no tansu broker (set WEIR_TANSU_BOOTSTRAP, or run .ci/tansu.sh install: \
+             tansu 0.6.0 with its EndTxn patch)"
         );
         return Ok(None);
     };
