@@ -331,8 +331,12 @@ struct KafkaOutput {
     life_ms: (u64, u64),
     /// Called after the kills, before the run that finishes the job.
     after_kills: Box<dyn Fn()>,
-    check: Box<dyn Fn(&[String])>,
+    /// Compares the topic with the uninterrupted run's rows.
+    check: RowsCheck,
 }
+
+/// A check of the committed rows against the uninterrupted run's.
+type RowsCheck = Box<dyn Fn(&[String])>;
 
 /// [`crash_test`], with a Kafka output written by the crash runs as well.
 fn crash_test_with(

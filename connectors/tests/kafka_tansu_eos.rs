@@ -162,6 +162,18 @@ async fn committed_view_reader_on_tansu() -> Result<()> {
         let offsets: Vec<i64> = log.committed.iter().map(|r| r.offset).collect();
         assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
         assert_eq!(log.committed[0].key_text(), "a1");
+
+        // Why this reader: librdkafka's read_committed consumer (its
+        // default isolation level) shows the aborted records on tansu,
+        // whose Fetch responses list no aborted transactions.
+        let got = kafka_support::consume(&bs, &t, 1, 9, Duration::from_secs(10))?;
+        let mut seen: Vec<String> = got.iter().map(|g| g.text()).collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "n1", "n2"],
+            "librdkafka's read_committed view on tansu"
+        );
         Ok(())
     })
     .await

@@ -4,8 +4,11 @@
 //!
 //! # Why a reader of its own
 //!
-//! tansu 0.6 writes real COMMIT/ABORT control batches when a transaction
-//! ends and caps `read_committed` fetches at the last stable offset, but its
+//! tansu 0.6.0 routes no EndTxn request (transactional producers can
+//! neither commit nor abort); `.ci/tansu.sh install` builds it with
+//! `.ci/tansu/end-txn.patch`, which routes EndTxn to tansu's own
+//! `Storage::txn_end`. That writes real COMMIT/ABORT control batches, and
+//! `read_committed` fetches stop at the last stable offset, but tansu's
 //! Fetch responses always carry an empty `aborted_transactions` list, so
 //! librdkafka's `read_committed` consumer shows the records of aborted
 //! transactions. [`committed_view`] fetches the raw record batches with
@@ -23,7 +26,7 @@
 //! `read_committed` consumer delivers them in).
 //!
 //! Used by `connectors/tests` and, through `#[path]`, by the workspace's
-//! crash test (`tests/checkpoint_crash_kafka.rs`).
+//! crash test (`tests/checkpoint_crash.rs`).
 
 #![allow(dead_code)]
 
@@ -211,22 +214,6 @@ pub fn committed_view(bootstrap: &str, topic: &str, partitions: i32) -> Result<V
     (0..partitions)
         .map(|p| conn.partition_log(topic, p))
         .collect()
-}
-
-/// The committed records of every partition, partition by partition.
-pub fn committed_records(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-) -> Result<Vec<(i32, CommittedRecord)>> {
-    let mut out = Vec::new();
-    for (p, log) in committed_view(bootstrap, topic, partitions)?
-        .into_iter()
-        .enumerate()
-    {
-        out.extend(log.committed.into_iter().map(|r| (p as i32, r)));
-    }
-    Ok(out)
 }
 
 /// A Kafka protocol connection to one broker.
