@@ -2,9 +2,13 @@
 # A tansu broker (a Kafka-protocol broker, in-memory storage) for Weir's
 # end-to-end Kafka tests.
 #
-#   .ci/tansu.sh install   install ~/.cargo/bin/tansu when missing
-#                          (cargo install tansu --locked --features dynostore;
-#                          10-13 min cold on 2 cores)
+#   .ci/tansu.sh install   install ~/.cargo/bin/tansu when missing or not
+#                          yet patched: tansu 0.6.0 (--features dynostore)
+#                          from crates.io sources with .ci/tansu/end-txn.patch
+#                          applied (tansu 0.6.0 has no EndTxn route, so
+#                          transactional producers could neither commit nor
+#                          abort; the patch routes EndTxn to tansu's own
+#                          Storage::txn_end). 10-15 min cold on 2 cores.
 #   .ci/tansu.sh start     start one on a free loopback port; prints
 #                          WEIR_TANSU_BOOTSTRAP=127.0.0.1:<port>
 #   .ci/tansu.sh env       prints that line again for the running broker
@@ -57,11 +61,37 @@ free_port() {
 
 case "${1:-}" in
   install)
-    if bin=$(tansu_bin); then
+    here="$(cd "$(dirname "$0")" && pwd)"
+    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn"
+    if bin=$(tansu_bin) && { [ -n "${TANSU:-}" ] || [ -f "$stamp" ]; }; then
       echo "tansu.sh: $bin present ($("$bin" --version 2>/dev/null || echo unknown version))"
     else
-      echo "tansu.sh: installing tansu (cargo install tansu --locked --features dynostore; 10-13 min cold)"
-      cargo install tansu --locked --features dynostore
+      echo "tansu.sh: building tansu 0.6.0 with EndTxn (.ci/tansu/end-txn.patch; 10-15 min cold)"
+      work="$(mktemp -d)"
+      # A throwaway package depending on tansu 0.6.0: `cargo fetch` brings
+      # every crate of the build into cargo's cache, tansu's and
+      # tansu-broker's sources among them.
+      mkdir -p "$work/fetch/src"
+      printf '[package]\nname = "fetch-tansu"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ntansu = { version = "=0.6.0", features = ["dynostore"] }\n' >"$work/fetch/Cargo.toml"
+      : >"$work/fetch/src/lib.rs"
+      (cd "$work/fetch" && cargo fetch -q)
+      cache="${CARGO_HOME:-$HOME/.cargo}/registry/cache"
+      for c in tansu-0.6.0 tansu-broker-0.6.0; do
+        crate=$(ls "$cache"/*/"$c.crate" | head -1)
+        tar xzf "$crate" -C "$work"
+      done
+      patch -p1 -d "$work/tansu-broker-0.6.0" <"$here/tansu/end-txn.patch"
+      printf '\n[patch.crates-io]\ntansu-broker = { path = "../tansu-broker-0.6.0" }\n' >>"$work/tansu-0.6.0/Cargo.toml"
+      # tansu's own Cargo.lock pins the build; only the patched crate is re-locked.
+      # $WEIR_TANSU_TARGET keeps the build's target dir for a later rebuild.
+      target="${WEIR_TANSU_TARGET:-$work/target}"
+      (cd "$work/tansu-0.6.0" && CARGO_TARGET_DIR="$target" cargo build --release --features dynostore --bin tansu)
+      mkdir -p "$HOME/.cargo/bin"
+      cp "$target/release/tansu" "$HOME/.cargo/bin/.tansu.new"
+      mv -f "$HOME/.cargo/bin/.tansu.new" "$HOME/.cargo/bin/tansu"
+      touch "$stamp"
+      rm -rf "$work"
+      echo "tansu.sh: installed $HOME/.cargo/bin/tansu (0.6.0 + EndTxn)"
     fi
     ;;
   start)

@@ -13,16 +13,21 @@
 //! per account (duplicates dropped, rows released in sequence order) →
 //! one-minute tumbling-window aggregation → filesystem sink. Its reference
 //! run is checked on its own first: every account's sequence 1..n counted
-//! exactly once.
+//! exactly once. A third test runs that job with an exactly-once Kafka
+//! sink beside the file sink, on a tansu broker (skipped without one,
+//! failed when `WEIR_REQUIRE_BROKERS` is set), and compares the topic's
+//! committed view with the uninterrupted run's rows too.
 //!
 //! `WEIR_CRASH_KILLS` sets the number of kills (default 20);
 //! `WEIR_CRASH_SEED` the seed of the kill moments (default: the clock; the
 //! seed is printed).
 
 mod crash_support;
+#[path = "../connectors/tests/tansu_support/mod.rs"]
+mod tansu_support;
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crash_support::{committed_rows, every_sequence_number_once, kill_settings, weir, write, Lcg};
@@ -61,6 +66,22 @@ GROUP BY auction, window_start, window_end;
     )
 }
 
+/// The transactions job's window query over the `ordered` view (the
+/// `SEQUENCE_ORDER` output).
+const TX_WINDOW_QUERY: &str =
+    "SELECT account_id, count(*) AS num, max(seq) AS last_seq, sum(seq) AS seq_total,
+       window_start, window_end
+FROM TABLE(TUMBLE(TABLE ordered, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY account_id, window_start, window_end";
+
+/// The columns of the transactions job's output tables.
+const TX_RESULT_COLUMNS: &str = "account_id BIGINT,
+  num BIGINT,
+  last_seq BIGINT,
+  seq_total BIGINT,
+  window_start TIMESTAMP(3),
+  window_end TIMESTAMP(3)";
+
 /// The transactions job: `events` slots, paced at `rate` slots/s if given.
 fn transactions_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
     let rate = rate
@@ -83,21 +104,13 @@ fn transactions_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
   'events.num' = '{events}'{rate}
 );
 CREATE TABLE results (
-  account_id BIGINT,
-  num BIGINT,
-  last_seq BIGINT,
-  seq_total BIGINT,
-  window_start TIMESTAMP(3),
-  window_end TIMESTAMP(3)
+  {TX_RESULT_COLUMNS}
 ) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
 CREATE VIEW ordered AS
 SELECT * FROM TABLE(SEQUENCE_ORDER(TABLE tx, DESCRIPTOR(account_id), DESCRIPTOR(seq),
                                    INTERVAL '6' SECOND, 100000, 1));
 INSERT INTO results
-SELECT account_id, count(*) AS num, max(seq) AS last_seq, sum(seq) AS seq_total,
-       window_start, window_end
-FROM TABLE(TUMBLE(TABLE ordered, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
-GROUP BY account_id, window_start, window_end;
+{TX_WINDOW_QUERY};
 ",
         out.display()
     )
@@ -117,6 +130,129 @@ fn killed_and_restarted_transactions_job_matches_an_uninterrupted_run() {
     );
 }
 
+/// The transactions job killed and restarted as above, writing the same
+/// window rows to the file sink and to an exactly-once Kafka sink on a
+/// tansu broker (2 partitions, keyed by account; `'sink.partitioner' =
+/// 'fixed'`: sink subtask `s` writes partition `s`).
+///
+/// Why fixed: tansu 0.6 materializes a transaction's offset commit (the
+/// sink's commit marker) only once every transaction that overlaps it on
+/// the same partitions has ended, and ignores OffsetFetch's
+/// `require_stable`; with both subtasks writing both partitions, a
+/// restart could read a stale marker while the other subtask's old
+/// transaction is still open, and commit an epoch twice (seen once in 40
+/// kills: 523 duplicate rows). Kafka answers `require_stable` reads with
+/// UNSTABLE_OFFSET_COMMIT until the offsets are materialized. The topic's committed
+/// view (read by `tansu_support::committed_view`, which does not trust
+/// the broker's aborted list) must equal the uninterrupted run's rows as a
+/// multiset, every account's windows must be in one partition in window
+/// order, and no transaction may be left open.
+#[test]
+fn killed_and_restarted_transactions_job_with_a_kafka_sink_matches_an_uninterrupted_run() {
+    let test =
+        "killed_and_restarted_transactions_job_with_a_kafka_sink_matches_an_uninterrupted_run";
+    let Some(broker) = tansu_support::broker(test).expect("a tansu broker") else {
+        return;
+    };
+    let topic = tansu_support::unique("crash-out");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime
+        .block_on(weir_connectors::kafka::produce::ensure_topic(
+            &broker.bootstrap,
+            &topic,
+            Some(2),
+        ))
+        .expect("create the output topic");
+    let statements = format!(
+        "CREATE TABLE kresults (
+  {TX_RESULT_COLUMNS}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topic}',
+  'properties.bootstrap.servers' = '{}',
+  'format' = 'json',
+  'key.format' = 'json',
+  'key.fields' = 'account_id',
+  'sink.partitioner' = 'fixed',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '{}'
+);
+INSERT INTO kresults
+{TX_WINDOW_QUERY};
+",
+        broker.bootstrap,
+        tansu_support::unique("crash")
+    );
+    let (bootstrap, t) = (broker.bootstrap.clone(), topic.clone());
+    let after_kills = move || {
+        let logs = tansu_support::committed_view(&bootstrap, &t, 2).expect("committed view");
+        let rows: usize = logs.iter().map(|l| l.committed.len()).sum();
+        let aborted: usize = logs.iter().map(|l| l.aborted_records).sum();
+        eprintln!(
+            "crash test: after the kills, the kafka committed view has {rows} rows ({aborted} records aborted)"
+        );
+        assert!(rows > 0, "the killed runs committed nothing to Kafka");
+    };
+    let bootstrap = broker.bootstrap.clone();
+    let check = move |expected: &[String]| {
+        let logs = tansu_support::committed_view(&bootstrap, &topic, 2).expect("committed view");
+        let mut rows = Vec::new();
+        let mut partition_of: std::collections::BTreeMap<i64, usize> = Default::default();
+        let (mut aborted, mut committed) = (0, 0);
+        for (p, log) in logs.iter().enumerate() {
+            assert_eq!(log.open_records, 0, "partition {p}: an open transaction");
+            aborted += log.aborted_records;
+            committed += log.committed_transactions;
+            // Per account: windows in increasing order.
+            let mut last: std::collections::BTreeMap<i64, String> = Default::default();
+            for r in &log.committed {
+                let v: serde_json::Value = serde_json::from_str(&r.text()).expect("a JSON row");
+                let account = v["account_id"].as_i64().expect("account_id");
+                assert_eq!(r.key_text(), format!(r#"{{"account_id":{account}}}"#));
+                assert_eq!(
+                    *partition_of.entry(account).or_insert(p),
+                    p,
+                    "account {account}"
+                );
+                let start = v["window_start"]
+                    .as_str()
+                    .expect("window_start")
+                    .to_string();
+                if let Some(prev) = last.insert(account, start.clone()) {
+                    assert!(
+                        prev < start,
+                        "account {account}: window {start} after {prev}"
+                    );
+                }
+                rows.push(r.text());
+            }
+        }
+        eprintln!(
+            "crash test: kafka committed view: {} rows, {committed} committed transactions, {aborted} aborted records",
+            rows.len()
+        );
+        rows.sort();
+        assert_eq!(rows.len(), expected.len(), "kafka row count");
+        let first_diff = rows.iter().zip(expected).position(|(a, b)| a != b);
+        assert_eq!(
+            first_diff, None,
+            "first kafka row differing from the uninterrupted run"
+        );
+    };
+    crash_test_with(
+        transactions_sql,
+        "transactions/",
+        Some(every_sequence_number_once),
+        Some(KafkaOutput {
+            statements,
+            life_ms: (400, 1600),
+            after_kills: Box::new(after_kills),
+            check: Box::new(check),
+        }),
+    );
+    drop(broker);
+}
+
 /// Runs the job `sql` makes uninterrupted, then killed and restarted many
 /// times with checkpoints; compares the committed rows. `marker` is in the
 /// positions `weir checkpoints` lists.
@@ -124,6 +260,35 @@ fn crash_test(
     sql_for: fn(&Path, u64, Option<u64>) -> String,
     marker: &str,
     check_reference: Option<fn(&[String])>,
+) {
+    crash_test_with(sql_for, marker, check_reference, None);
+}
+
+/// An exactly-once Kafka sink added to the crash run: `statements` (the
+/// table and its INSERT) are appended to the crash run's script, and after
+/// the run `check` compares the topic's committed view with the
+/// uninterrupted run's rows.
+struct KafkaOutput {
+    statements: String,
+    /// The range of a killed run's life, in ms (the job has two pipelines
+    /// and transactional producers to start: longer than the file-only
+    /// tests' 150..900, so that killed runs commit to Kafka too).
+    life_ms: (u64, u64),
+    /// Called after the kills, before the run that finishes the job.
+    after_kills: Box<dyn Fn()>,
+    /// Compares the topic with the uninterrupted run's rows.
+    check: RowsCheck,
+}
+
+/// A check of the committed rows against the uninterrupted run's.
+type RowsCheck = Box<dyn Fn(&[String])>;
+
+/// [`crash_test`], with a Kafka output written by the crash runs as well.
+fn crash_test_with(
+    sql_for: fn(&Path, u64, Option<u64>) -> String,
+    marker: &str,
+    check_reference: Option<fn(&[String])>,
+    kafka: Option<KafkaOutput>,
 ) {
     let (kills, seed) = kill_settings("crash test");
     let rate = 20_000;
@@ -157,10 +322,11 @@ fn crash_test(
     // The crash run.
     let crash_out = tmp.path().join("crash");
     let ckpt = tmp.path().join("checkpoints");
-    let sql = write(
-        &tmp.path().join("crash.sql"),
-        &sql_for(&crash_out, events, Some(rate)),
-    );
+    let mut crash_sql = sql_for(&crash_out, events, Some(rate));
+    if let Some(k) = &kafka {
+        crash_sql.push_str(&k.statements);
+    }
+    let sql = write(&tmp.path().join("crash.sql"), &crash_sql);
     let run = || {
         let mut c = weir();
         c.args([
@@ -185,7 +351,8 @@ fn crash_test(
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn weir");
-        std::thread::sleep(Duration::from_millis(rng.next_in(150, 900)));
+        let (lo, hi) = kafka.as_ref().map_or((150, 900), |k| k.life_ms);
+        std::thread::sleep(Duration::from_millis(rng.next_in(lo, hi)));
         match child.try_wait().expect("try_wait") {
             None => {
                 child.kill().expect("SIGKILL");
@@ -211,6 +378,13 @@ fn crash_test(
         killed >= kills.min(20),
         "only {killed} kills: the job ended too soon"
     );
+    eprintln!(
+        "crash test: after the kills, {} rows committed to files",
+        committed_rows(&crash_out).len()
+    );
+    if let Some(k) = &kafka {
+        (k.after_kills)();
+    }
     // Let it finish (a run after the end only completes the last commit).
     let out = run().output().expect("run weir");
     assert!(
@@ -221,6 +395,9 @@ fn crash_test(
     let got = committed_rows(&crash_out);
     assert_eq!(got.len(), expected.len(), "row counts differ");
     assert!(got == expected, "rows differ from the uninterrupted run");
+    if let Some(k) = &kafka {
+        (k.check)(&expected);
+    }
 
     // `weir checkpoints` lists the retained checkpoints, the last one final.
     let out = weir()

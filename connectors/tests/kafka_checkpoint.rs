@@ -265,7 +265,8 @@ async fn exactly_once_sink_commits_on_checkpoint_completion() -> Result<()> {
 /// A new incarnation with the same transactional ids fences the old one.
 /// Ignored: librdkafka's mock cluster (2.12) does not fence the old
 /// producer in this sequence (its EndTxn ignores the epoch and the old
-/// epoch's writes are accepted); kept for a real broker.
+/// epoch's writes are accepted). Tested on a real broker instead:
+/// `kafka_tansu_eos::a_restarted_sink_fences_the_previous_incarnation`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the mock cluster does not fence; needs a real broker"]
 async fn a_restarted_sink_fences_the_previous_incarnation() -> Result<()> {

@@ -9,10 +9,10 @@
 
 mod common;
 mod kafka_support;
+mod tansu_support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
@@ -22,107 +22,12 @@ use weir_engine::{Result, WeirError};
 
 use common::table;
 use kafka_support::*;
-
-/// A broker to test against; stops the one it started when dropped.
-struct Broker {
-    bootstrap: String,
-    child: Option<Child>,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn tansu_binary() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("TANSU").map(std::path::PathBuf::from) {
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for d in std::env::split_paths(&path) {
-            let p = d.join("tansu");
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from)?;
-    let p = home.join(".cargo/bin/tansu");
-    p.is_file().then_some(p)
-}
+use tansu_support::unique;
 
 /// `$WEIR_TANSU_BOOTSTRAP`, or a tansu started here, or `None` (skip).
-fn broker(test: &str) -> Result<Option<Broker>> {
+fn broker(test: &str) -> Result<Option<tansu_support::Broker>> {
     init_log();
-    if let Ok(b) = std::env::var("WEIR_TANSU_BOOTSTRAP") {
-        if !b.trim().is_empty() {
-            return Ok(Some(Broker {
-                bootstrap: b.trim().to_string(),
-                child: None,
-            }));
-        }
-    }
-    let Some(bin) = tansu_binary() else {
-        if std::env::var_os("WEIR_REQUIRE_BROKERS").is_some() {
-            return Err(WeirError::Config(format!(
-                "{test}: WEIR_REQUIRE_BROKERS is set but no tansu broker was found \
-                 (set WEIR_TANSU_BOOTSTRAP, or run .ci/tansu.sh install)"
-            )));
-        }
-        println!(
-            "SKIPPED {test}: no tansu broker (set WEIR_TANSU_BOOTSTRAP, or install tansu: \
-             cargo install tansu --locked --features dynostore)"
-        );
-        return Ok(None);
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| WeirError::io("finding a free port", e))?
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(&bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| WeirError::io(format!("starting {}", bin.display()), e))?;
-    let broker = Broker {
-        bootstrap: format!("127.0.0.1:{port}"),
-        child: Some(child),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(WeirError::Internal(format!(
-                "tansu did not listen on {port} within 30 s"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(Some(broker))
-}
-
-/// A topic name no earlier run used (the broker may be long-lived).
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("weir-{name}-{nanos}")
+    tansu_support::broker(test)
 }
 
 /// The issue's end-to-end test: a Nexmark bid stream in a 4-partition

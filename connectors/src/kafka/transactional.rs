@@ -28,6 +28,13 @@
 //! subtask (memory and checkpoint size); the marker group must not be used
 //! by anything else; a changed parallelism (`--allow-state-reset`) leaves
 //! the transactions of removed subtasks open until `transaction.timeout.ms`.
+//! The marker is read with `isolation.level = read_committed`, so
+//! librdkafka's OffsetFetch asks for stable offsets (`require_stable`):
+//! Kafka makes it wait until a committed transaction's offsets are
+//! materialized. tansu 0.6 does not: it materializes them only once every
+//! transaction overlapping on the same partitions has ended, so there a
+//! restart can read a stale marker and commit an epoch twice unless each
+//! subtask writes its own partitions (`'sink.partitioner' = 'fixed'`).
 
 use std::sync::Arc;
 use std::time::Duration;
