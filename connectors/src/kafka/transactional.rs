@@ -449,16 +449,24 @@ fn check_transaction_timeout(options: &KafkaOptions, table: &str) -> Result<u64>
         None => DEFAULT_TRANSACTION_TIMEOUT_MS,
     };
     match broker_max_transaction_timeout(options) {
-        Ok(Some(max)) if ours > max => Err(WeirError::Config(format!(
-            "table {table}: the producer's transaction.timeout.ms ({ours}) exceeds the broker's transaction.max.timeout.ms ({max}): lower 'properties.transaction.timeout.ms' or raise the broker's limit"
-        ))),
-        Ok(_) => Ok(ours),
+        Ok(max) => timeout_within_limit(ours, max, table),
         Err(e) => {
             tracing::warn!(
                 "kafka table {table}: could not check transaction.timeout.ms ({ours}) against the broker's transaction.max.timeout.ms: {e}"
             );
             Ok(ours)
         }
+    }
+}
+
+/// `ours` if the broker's limit `max` (when it reports one) allows it, else
+/// a configuration error naming both.
+fn timeout_within_limit(ours: u64, max: Option<u64>, table: &str) -> Result<u64> {
+    match max {
+        Some(max) if ours > max => Err(WeirError::Config(format!(
+            "table {table}: the producer's transaction.timeout.ms ({ours}) exceeds the broker's transaction.max.timeout.ms ({max}): lower 'properties.transaction.timeout.ms' or raise the broker's limit"
+        ))),
+        _ => Ok(ours),
     }
 }
 
@@ -488,4 +496,34 @@ fn broker_max_transaction_timeout(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_timeout_above_the_broker_limit_is_a_config_error() {
+        // Kafka's default limit is 900 000 ms (15 min).
+        let err =
+            timeout_within_limit(3_600_000, Some(900_000), "out").expect_err("above the limit");
+        let text = err.to_string();
+        assert!(matches!(err, WeirError::Config(_)), "{text}");
+        assert!(text.contains("(3600000)"), "{text}");
+        assert!(text.contains("(900000)"), "{text}");
+        assert!(text.contains("properties.transaction.timeout.ms"), "{text}");
+        assert_eq!(
+            timeout_within_limit(900_000, Some(900_000), "out").ok(),
+            Some(900_000)
+        );
+        assert_eq!(
+            timeout_within_limit(60_000, Some(900_000), "out").ok(),
+            Some(60_000)
+        );
+        // A broker that reports no limit (tansu 0.6) is not checked.
+        assert_eq!(
+            timeout_within_limit(3_600_000, None, "out").ok(),
+            Some(3_600_000)
+        );
+    }
 }
