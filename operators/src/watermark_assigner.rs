@@ -111,7 +111,7 @@ impl WatermarkAssigner {
         let extremes = self
             .monotone_in
             .and_then(|c| batch.columns().get(c))
-            .and_then(|c| extremes(c));
+            .and_then(extremes);
         let values = match extremes {
             // Every value NULL: so is the expression.
             Some(None) => return Ok(None),
