@@ -6,11 +6,18 @@
 //! cargo run --release -p weir-connectors --example kafka_bench -- \
 //!     [--brokers HOST:PORT] [--events 2000000] [--partitions 4] \
 //!     [--latency-rate 100000] [--latency-seconds 10] [--no-latency] \
-//!     [--only q0,hop] [--no-raw]
+//!     [--only q0,hop] [--no-raw] [--fetch-wait-ms 5]
 //! ```
 //!
 //! The broker is `--brokers`, else `$WEIR_TANSU_BOOTSTRAP`, else a tansu
 //! started here from `~/.cargo/bin/tansu` (or `$TANSU`).
+//!
+//! Every consumer (the raw one and the jobs' tables) gets
+//! `fetch.wait.max.ms` = `--fetch-wait-ms` (5 by default; librdkafka's
+//! default is 500): tansu 0.6 holds every fetch for about that long (half
+//! of it when it is 250 ms or more), also when data is there, where Kafka
+//! answers as soon as `fetch.min.bytes` are available. With librdkafka's
+//! default, a message waits up to half a second in the broker.
 //!
 //! **Throughput.** The bids of `--events` Nexmark events are produced once
 //! to a fresh topic (JSON, bid i in partition i % partitions). The raw
@@ -89,6 +96,8 @@ struct Args {
     /// Queries to run (all when empty).
     only: Vec<String>,
     raw: bool,
+    /// `fetch.wait.max.ms` of every consumer.
+    fetch_wait_ms: u64,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -101,6 +110,7 @@ fn parse_args() -> std::result::Result<Args, String> {
         latency: true,
         only: Vec::new(),
         raw: true,
+        fetch_wait_ms: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -115,6 +125,7 @@ fn parse_args() -> std::result::Result<Args, String> {
             "--no-latency" => a.latency = false,
             "--only" => a.only = v()?.split(',').map(str::to_string).collect(),
             "--no-raw" => a.raw = false,
+            "--fetch-wait-ms" => a.fetch_wait_ms = num(v()?)?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -201,9 +212,16 @@ struct Measured {
 }
 
 /// Polls every message of the topic on this thread.
-fn raw_consumer(brokers: &str, topic: &str, partitions: i32, total: u64) -> Result<Measured> {
+fn raw_consumer(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    total: u64,
+    fetch_wait_ms: u64,
+) -> Result<Measured> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
         .set("group.id", "weir-bench-raw")
         .set("enable.auto.commit", "false")
         .create()
@@ -239,11 +257,13 @@ fn raw_consumer(brokers: &str, topic: &str, partitions: i32, total: u64) -> Resu
     })
 }
 
-fn kafka_table(brokers: &str, topic: &str, bounded: &str, startup: &str) -> String {
+fn kafka_table(args: &Args, brokers: &str, topic: &str, bounded: &str, startup: &str) -> String {
+    let wait = args.fetch_wait_ms;
     format!(
         "CREATE TABLE bids ({BID_COLUMNS}) WITH (
            'connector' = 'kafka', 'topic' = '{topic}',
            'properties.bootstrap.servers' = '{brokers}',
+           'properties.fetch.wait.max.ms' = '{wait}',
            'scan.startup.mode' = '{startup}'{bounded},
            'format' = 'json');"
     )
@@ -268,6 +288,7 @@ fn bounded_by(report: &ProduceReport) -> String {
 
 /// Runs one query from the topic into a blackhole.
 async fn weir_query(
+    args: &Args,
     brokers: &str,
     topic: &str,
     report: &ProduceReport,
@@ -277,7 +298,7 @@ async fn weir_query(
     let script = format!(
         "{}
          {select};",
-        kafka_table(brokers, topic, &bounded_by(report), "earliest-offset")
+        kafka_table(args, brokers, topic, &bounded_by(report), "earliest-offset")
     );
     let options = PlanOptions {
         parallelism: 1,
@@ -395,7 +416,7 @@ async fn latency_run(
     let script = format!(
         "{}
          {select};",
-        kafka_table(brokers, &topic, "", "latest-offset")
+        kafka_table(args, brokers, &topic, "", "latest-offset")
     );
     let options = PlanOptions {
         parallelism: 1,
@@ -504,6 +525,10 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
         report.elapsed.as_secs_f64(),
         human(report.messages as f64 / report.elapsed.as_secs_f64().max(1e-9))
     );
+    println!(
+        "consumers: fetch.wait.max.ms = {} (see --fetch-wait-ms)",
+        args.fetch_wait_ms
+    );
     let (b, t, n, p) = (
         brokers.to_string(),
         topic.clone(),
@@ -512,7 +537,8 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
     );
     let mut rows = Vec::new();
     if args.raw {
-        let raw = tokio::task::spawn_blocking(move || raw_consumer(&b, &t, p, n))
+        let wait = args.fetch_wait_ms;
+        let raw = tokio::task::spawn_blocking(move || raw_consumer(&b, &t, p, n, wait))
             .await
             .map_err(|e| WeirError::Internal(e.to_string()))??;
         rows.push((
@@ -525,7 +551,7 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
             continue;
         }
         eprintln!("running {name}…");
-        let m = weir_query(brokers, &topic, &report, select).await?;
+        let m = weir_query(args, brokers, &topic, &report, select).await?;
         if m.events != report.messages {
             return Err(WeirError::Internal(format!(
                 "{name} read {} of {} bids",
