@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p weir-connectors --example kafka_bench -- \
 //!     [--brokers HOST:PORT] [--events 2000000] [--partitions 4] \
-//!     [--latency-rate 100000] [--latency-seconds 10] \
+//!     [--latency-rate 100000] [--latency-seconds 20] \
 //!     [--latency-warmup-seconds 2] [--no-latency] \
 //!     [--only q0,hop] [--no-raw] [--fetch-wait-ms 5]
 //! ```
@@ -40,8 +40,10 @@
 //! row, or the window's closing event, was made a little ahead of its
 //! event time by the paced generator). Besides all rows, the figures are
 //! given for the rows whose event (or closing event) was made after the
-//! first `--latency-warmup-seconds` (2) of production: the producer's and
-//! consumer's start-up (metadata, first fetches) is then left out.
+//! first `--latency-warmup-seconds` (2) of production and before its last
+//! second: the producer's and consumer's start-up (metadata, first
+//! fetches) is then left out, and so are the windows that no event closes
+//! (flushed when the job is cancelled, 2 s after production ends).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -116,7 +118,7 @@ fn parse_args() -> std::result::Result<Args, String> {
         events: 2_000_000,
         partitions: 4,
         latency_rate: 100_000,
-        latency_seconds: 10,
+        latency_seconds: 20,
         latency_warmup_seconds: 2,
         latency: true,
         only: Vec::new(),
@@ -368,12 +370,13 @@ impl SinkFactory for CountSink {
 
 /// Records `now - column 0 (+ offset)` for every row, in microseconds:
 /// in `all`, and in `steady` when `column 0 + offset` (when the row's
-/// event, or the event closing its window, was made) is at or after
-/// `steady_from` (epoch ms).
+/// event, or the event closing its window, was made) is within
+/// `[steady_from, steady_until]` (epoch ms).
 struct LatencySink {
     all: Arc<Mutex<Histogram<u64>>>,
     steady: Arc<Mutex<Histogram<u64>>>,
     steady_from: Arc<AtomicI64>,
+    steady_until: Arc<AtomicI64>,
     offset_ms: i64,
 }
 
@@ -382,6 +385,7 @@ impl Sink for LatencySubtask {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
         let now = now_ms();
         let from = self.0.steady_from.load(Ordering::Relaxed);
+        let until = self.0.steady_until.load(Ordering::Relaxed);
         let col = batch.column(0).as_primitive::<TimestampMillisecondType>();
         let (mut all, mut steady) = (self.0.all.lock(), self.0.steady.lock());
         for i in 0..col.len() {
@@ -389,7 +393,7 @@ impl Sink for LatencySubtask {
                 let made = col.value(i) + self.0.offset_ms;
                 let us = ((now - made).max(0) as u64) * 1000;
                 all.saturating_record(us);
-                if made >= from {
+                if made >= from && made <= until {
                     steady.saturating_record(us);
                 }
             }
@@ -439,6 +443,7 @@ async fn latency_run(brokers: &str, args: &Args, select: &str, window: bool) -> 
         all: histogram()?,
         steady: histogram()?,
         steady_from: Arc::new(AtomicI64::new(i64::MAX)),
+        steady_until: Arc::new(AtomicI64::new(i64::MIN)),
         offset_ms: if window { 3_999 } else { 0 },
     });
     let sink = Arc::new(LatencySinks(latency.clone()));
@@ -457,8 +462,15 @@ async fn latency_run(brokers: &str, args: &Args, select: &str, window: bool) -> 
     let cancel = job.cancel_handle();
     let handle = tokio::spawn(job.run());
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let start = now_ms();
     latency.steady_from.store(
-        now_ms() + args.latency_warmup_seconds as i64 * 1000,
+        start + args.latency_warmup_seconds as i64 * 1000,
+        Ordering::Relaxed,
+    );
+    // Windows still open when production stops are only flushed when the
+    // job is cancelled: their rows are left out by ending a second early.
+    latency.steady_until.store(
+        start + (args.latency_seconds as i64 - 1) * 1000,
         Ordering::Relaxed,
     );
     let mut properties = BTreeMap::new();
@@ -628,8 +640,9 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
         );
         println!();
         println!(
-            "| query | rows | p50 | p99 | rows after the first {} s | p50 | p99 |",
-            args.latency_warmup_seconds
+            "| query | rows | p50 | p99 | rows made from {} s to {} s | p50 | p99 |",
+            args.latency_warmup_seconds,
+            args.latency_seconds.saturating_sub(1)
         );
         println!("|---|---:|---:|---:|---:|---:|---:|");
         for (name, what, _, select, window) in QUERIES {
