@@ -1,5 +1,5 @@
-//! Micro-benchmark of the JSON decoder on Nexmark bids (as the Kafka
-//! benchmark's producer writes them): rows per CPU-second of decoding.
+//! Micro-benchmark of the JSON decoder on Nexmark bids (10,000 generated
+//! and encoded as the Kafka benchmark's producer writes them): rows per CPU-second of decoding.
 //!
 //! ```text
 //! cargo run --release -p weir-connectors --example json_decode_bench -- [rows]
@@ -7,9 +7,11 @@
 
 use std::time::Duration;
 
+use weir_connectors::format::encode::JsonEncoder;
 use weir_connectors::format::json::JsonDecoder;
 use weir_connectors::format::JsonOptions;
 use weir_connectors::kafka::produce::bid_schema;
+use weir_connectors::{generate_batches, NexmarkOptions, NexmarkTable};
 use weir_engine::Result;
 
 /// CPU time of this thread (nanosecond precision, from schedstat).
@@ -26,19 +28,18 @@ fn main() -> Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
-    let lines: Vec<String> = (0..1000u64)
-        .map(|i| {
-            format!(
-                r#"{{"auction":{},"bidder":{},"price":{},"channel":"channel-{}","url":"https://www.nexmark.com/item.htm?query=1&channel_id={}","dateTime":"2026-01-01 00:00:{:02}.{:03}","extra":""}}"#,
-                1000 + i * 7 % 100,
-                2000 + i * 13 % 1000,
-                100 + i * 31 % 10_000,
-                i % 5,
-                i * 1_000_003 % 100_000,
-                i % 60,
-                i % 1000
-            )
-        })
+    // The first bids of the Kafka benchmark's input, encoded as its
+    // producer encodes them.
+    let mut options = NexmarkOptions::new(NexmarkTable::Bid);
+    options.events_num = Some(100_000);
+    let mut encoded = Vec::new();
+    let encoder = JsonEncoder::new(&bid_schema(), &JsonOptions::default());
+    for batch in generate_batches(&options, &bid_schema(), 0, 1, 10_000)? {
+        encoder.encode(&batch, &mut encoded)?;
+    }
+    let lines: Vec<String> = String::from_utf8_lossy(&encoded)
+        .lines()
+        .map(str::to_string)
         .collect();
     println!("sample: {}", lines[1]);
     for _ in 0..3 {

@@ -5,12 +5,20 @@
 //! ```text
 //! cargo run --release -p weir-connectors --example kafka_bench -- \
 //!     [--brokers HOST:PORT] [--events 2000000] [--partitions 4] \
-//!     [--latency-rate 100000] [--latency-seconds 10] [--no-latency] \
-//!     [--only q0,hop] [--no-raw]
+//!     [--latency-rate 100000] [--latency-seconds 20] \
+//!     [--latency-warmup-seconds 2] [--no-latency] \
+//!     [--only q0,hop] [--no-raw] [--fetch-wait-ms 5]
 //! ```
 //!
 //! The broker is `--brokers`, else `$WEIR_TANSU_BOOTSTRAP`, else a tansu
 //! started here from `~/.cargo/bin/tansu` (or `$TANSU`).
+//!
+//! Every consumer (the raw one and the jobs' tables) gets
+//! `fetch.wait.max.ms` = `--fetch-wait-ms` (5 by default; librdkafka's
+//! default is 500): tansu 0.6 holds every fetch for about that long (half
+//! of it when it is 250 ms or more), also when data is there, where Kafka
+//! answers as soon as `fetch.min.bytes` are available. With librdkafka's
+//! default, a message waits up to half a second in the broker.
 //!
 //! **Throughput.** The bids of `--events` Nexmark events are produced once
 //! to a fresh topic (JSON, bid i in partition i % partitions). The raw
@@ -28,9 +36,17 @@
 //! broker, the fetch, decoding, the job); for the window, the arrival of
 //! a window's row minus the moment the event that closed it was created
 //! (`window_end` + 4 s watermark delay − 1 ms): the latency beyond the
-//! watermark delay.
+//! watermark delay. Latencies are in whole milliseconds (0 when the
+//! row, or the window's closing event, was made a little ahead of its
+//! event time by the paced generator). Besides all rows, the figures are
+//! given for the rows whose event (or closing event) was made after the
+//! first `--latency-warmup-seconds` (2) of production and before its last
+//! second: the producer's and consumer's start-up (metadata, first
+//! fetches) is then left out, and so are the windows that no event closes
+//! (flushed when the job is cancelled, 2 s after production ends).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,10 +101,15 @@ struct Args {
     partitions: i32,
     latency_rate: u64,
     latency_seconds: u64,
+    /// Rows made in the first seconds of production are left out of the
+    /// steady-state figures.
+    latency_warmup_seconds: u64,
     latency: bool,
     /// Queries to run (all when empty).
     only: Vec<String>,
     raw: bool,
+    /// `fetch.wait.max.ms` of every consumer.
+    fetch_wait_ms: u64,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -97,10 +118,12 @@ fn parse_args() -> std::result::Result<Args, String> {
         events: 2_000_000,
         partitions: 4,
         latency_rate: 100_000,
-        latency_seconds: 10,
+        latency_seconds: 20,
+        latency_warmup_seconds: 2,
         latency: true,
         only: Vec::new(),
         raw: true,
+        fetch_wait_ms: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -112,9 +135,11 @@ fn parse_args() -> std::result::Result<Args, String> {
             "--partitions" => a.partitions = num(v()?)? as i32,
             "--latency-rate" => a.latency_rate = num(v()?)?,
             "--latency-seconds" => a.latency_seconds = num(v()?)?,
+            "--latency-warmup-seconds" => a.latency_warmup_seconds = num(v()?)?,
             "--no-latency" => a.latency = false,
             "--only" => a.only = v()?.split(',').map(str::to_string).collect(),
             "--no-raw" => a.raw = false,
+            "--fetch-wait-ms" => a.fetch_wait_ms = num(v()?)?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -201,9 +226,16 @@ struct Measured {
 }
 
 /// Polls every message of the topic on this thread.
-fn raw_consumer(brokers: &str, topic: &str, partitions: i32, total: u64) -> Result<Measured> {
+fn raw_consumer(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    total: u64,
+    fetch_wait_ms: u64,
+) -> Result<Measured> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
         .set("group.id", "weir-bench-raw")
         .set("enable.auto.commit", "false")
         .create()
@@ -239,11 +271,13 @@ fn raw_consumer(brokers: &str, topic: &str, partitions: i32, total: u64) -> Resu
     })
 }
 
-fn kafka_table(brokers: &str, topic: &str, bounded: &str, startup: &str) -> String {
+fn kafka_table(args: &Args, brokers: &str, topic: &str, bounded: &str, startup: &str) -> String {
+    let wait = args.fetch_wait_ms;
     format!(
         "CREATE TABLE bids ({BID_COLUMNS}) WITH (
            'connector' = 'kafka', 'topic' = '{topic}',
            'properties.bootstrap.servers' = '{brokers}',
+           'properties.fetch.wait.max.ms' = '{wait}',
            'scan.startup.mode' = '{startup}'{bounded},
            'format' = 'json');"
     )
@@ -268,6 +302,7 @@ fn bounded_by(report: &ProduceReport) -> String {
 
 /// Runs one query from the topic into a blackhole.
 async fn weir_query(
+    args: &Args,
     brokers: &str,
     topic: &str,
     report: &ProduceReport,
@@ -277,7 +312,7 @@ async fn weir_query(
     let script = format!(
         "{}
          {select};",
-        kafka_table(brokers, topic, &bounded_by(report), "earliest-offset")
+        kafka_table(args, brokers, topic, &bounded_by(report), "earliest-offset")
     );
     let options = PlanOptions {
         parallelism: 1,
@@ -333,14 +368,15 @@ impl SinkFactory for CountSink {
     }
 }
 
-/// Records `now - column 0 (+ offset)` for every row, in microseconds.
+/// Records `now - column 0 (+ offset)` for every row, in microseconds:
+/// in `all`, and in `steady` when `column 0 + offset` (when the row's
+/// event, or the event closing its window, was made) is within
+/// `[steady_from, steady_until]` (epoch ms).
 struct LatencySink {
-    histogram: Arc<Mutex<Histogram<u64>>>,
-    offset_ms: i64,
-}
-
-struct LatencySubtask {
-    histogram: Arc<Mutex<Histogram<u64>>>,
+    all: Arc<Mutex<Histogram<u64>>>,
+    steady: Arc<Mutex<Histogram<u64>>>,
+    steady_from: Arc<AtomicI64>,
+    steady_until: Arc<AtomicI64>,
     offset_ms: i64,
 }
 
@@ -348,12 +384,18 @@ struct LatencySubtask {
 impl Sink for LatencySubtask {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
         let now = now_ms();
+        let from = self.0.steady_from.load(Ordering::Relaxed);
+        let until = self.0.steady_until.load(Ordering::Relaxed);
         let col = batch.column(0).as_primitive::<TimestampMillisecondType>();
-        let mut h = self.histogram.lock();
+        let (mut all, mut steady) = (self.0.all.lock(), self.0.steady.lock());
         for i in 0..col.len() {
             if col.is_valid(i) {
-                let lat_ms = now - (col.value(i) + self.offset_ms);
-                h.saturating_record((lat_ms.max(0) as u64) * 1000);
+                let made = col.value(i) + self.0.offset_ms;
+                let us = ((now - made).max(0) as u64) * 1000;
+                all.saturating_record(us);
+                if made >= from && made <= until {
+                    steady.saturating_record(us);
+                }
             }
         }
         Ok(())
@@ -363,39 +405,52 @@ impl Sink for LatencySubtask {
     }
 }
 
-impl SinkFactory for LatencySink {
+struct LatencySubtask(Arc<LatencySink>);
+
+/// Shares one [`LatencySink`] between subtasks.
+struct LatencySinks(Arc<LatencySink>);
+
+impl SinkFactory for LatencySinks {
     fn create(&self, _s: usize, _p: usize) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(LatencySubtask {
-            histogram: self.histogram.clone(),
-            offset_ms: self.offset_ms,
-        }))
+        Ok(Box::new(LatencySubtask(self.0.clone())))
     }
     fn describe(&self) -> String {
         "latency".into()
     }
 }
 
+/// Latency of one run: rows and (p50, p99) in µs, over all rows and over
+/// the rows after the warm-up.
+struct Latency {
+    rows: u64,
+    p50: u64,
+    p99: u64,
+    steady_rows: u64,
+    steady_p50: u64,
+    steady_p99: u64,
+}
+
 /// Runs `select` on a fresh topic while producing to it at `rate`.
-async fn latency_run(
-    brokers: &str,
-    args: &Args,
-    select: &str,
-    window: bool,
-) -> Result<(u64, u64, u64)> {
+async fn latency_run(brokers: &str, args: &Args, select: &str, window: bool) -> Result<Latency> {
     let topic = unique("live");
     weir_connectors::kafka::produce::ensure_topic(brokers, &topic, Some(args.partitions)).await?;
-    let histogram = Arc::new(Mutex::new(
+    let histogram = || {
         Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .map_err(|e| WeirError::Internal(e.to_string()))?,
-    ));
-    let sink = Arc::new(LatencySink {
-        histogram: histogram.clone(),
+            .map(|h| Arc::new(Mutex::new(h)))
+            .map_err(|e| WeirError::Internal(e.to_string()))
+    };
+    let latency = Arc::new(LatencySink {
+        all: histogram()?,
+        steady: histogram()?,
+        steady_from: Arc::new(AtomicI64::new(i64::MAX)),
+        steady_until: Arc::new(AtomicI64::new(i64::MIN)),
         offset_ms: if window { 3_999 } else { 0 },
     });
+    let sink = Arc::new(LatencySinks(latency.clone()));
     let script = format!(
         "{}
          {select};",
-        kafka_table(brokers, &topic, "", "latest-offset")
+        kafka_table(args, brokers, &topic, "", "latest-offset")
     );
     let options = PlanOptions {
         parallelism: 1,
@@ -407,6 +462,17 @@ async fn latency_run(
     let cancel = job.cancel_handle();
     let handle = tokio::spawn(job.run());
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let start = now_ms();
+    latency.steady_from.store(
+        start + args.latency_warmup_seconds as i64 * 1000,
+        Ordering::Relaxed,
+    );
+    // Windows still open when production stops are only flushed when the
+    // job is cancelled: their rows are left out by ending a second early.
+    latency.steady_until.store(
+        start + (args.latency_seconds as i64 - 1) * 1000,
+        Ordering::Relaxed,
+    );
     let mut properties = BTreeMap::new();
     properties.insert("linger.ms".to_string(), "1".to_string());
     let produce = ProduceNexmark {
@@ -435,9 +501,16 @@ async fn latency_run(
     handle
         .await
         .map_err(|e| WeirError::Internal(e.to_string()))??;
-    let h = histogram.lock();
     let _ = report;
-    Ok((h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+    let (all, steady) = (latency.all.lock(), latency.steady.lock());
+    Ok(Latency {
+        rows: all.len(),
+        p50: all.value_at_quantile(0.5),
+        p99: all.value_at_quantile(0.99),
+        steady_rows: steady.len(),
+        steady_p50: steady.value_at_quantile(0.5),
+        steady_p99: steady.value_at_quantile(0.99),
+    })
 }
 
 fn human(v: f64) -> String {
@@ -504,6 +577,10 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
         report.elapsed.as_secs_f64(),
         human(report.messages as f64 / report.elapsed.as_secs_f64().max(1e-9))
     );
+    println!(
+        "consumers: fetch.wait.max.ms = {} (see --fetch-wait-ms)",
+        args.fetch_wait_ms
+    );
     let (b, t, n, p) = (
         brokers.to_string(),
         topic.clone(),
@@ -512,7 +589,8 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
     );
     let mut rows = Vec::new();
     if args.raw {
-        let raw = tokio::task::spawn_blocking(move || raw_consumer(&b, &t, p, n))
+        let wait = args.fetch_wait_ms;
+        let raw = tokio::task::spawn_blocking(move || raw_consumer(&b, &t, p, n, wait))
             .await
             .map_err(|e| WeirError::Internal(e.to_string()))??;
         rows.push((
@@ -525,7 +603,7 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
             continue;
         }
         eprintln!("running {name}…");
-        let m = weir_query(brokers, &topic, &report, select).await?;
+        let m = weir_query(args, brokers, &topic, &report, select).await?;
         if m.events != report.messages {
             return Err(WeirError::Internal(format!(
                 "{name} read {} of {} bids",
@@ -561,18 +639,26 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
             args.latency_rate, args.latency_seconds
         );
         println!();
-        println!("| query | rows measured | p50 | p99 |");
-        println!("|---|---:|---:|---:|");
+        println!(
+            "| query | rows | p50 | p99 | rows made from {} s to {} s | p50 | p99 |",
+            args.latency_warmup_seconds,
+            args.latency_seconds.saturating_sub(1)
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         for (name, what, _, select, window) in QUERIES {
             if name == "q1" || (!args.only.is_empty() && !args.only.iter().any(|o| o == name)) {
                 continue;
             }
             eprintln!("latency run {name}…");
-            let (n, p50, p99) = latency_run(brokers, args, select, window).await?;
+            let l = latency_run(brokers, args, select, window).await?;
             println!(
-                "| {name} ({what}) | {n} | {} | {} |",
-                fmt_us(p50),
-                fmt_us(p99)
+                "| {name} ({what}) | {} | {} | {} | {} | {} | {} |",
+                l.rows,
+                fmt_us(l.p50),
+                fmt_us(l.p99),
+                l.steady_rows,
+                fmt_us(l.steady_p50),
+                fmt_us(l.steady_p99)
             );
         }
     }

@@ -565,6 +565,91 @@ impl WindowGroups {
         Ok(out)
     }
 
+    /// The intermediate states of every aggregate, leaving this window
+    /// unchanged.
+    fn state_kept(&mut self, aggs: &Aggregates) -> Result<Vec<Vec<ArrayRef>>> {
+        let states = self.take_state(aggs)?;
+        let identity: Vec<usize> = (0..self.len()).collect();
+        self.merge_states(aggs, &states, &identity)?;
+        Ok(states)
+    }
+
+    /// One window made of `slices` (Flink's slice-shared window
+    /// aggregation): every group of every slice, merged, with the groups
+    /// in order of `first_seen` (per slice and group, the arrival number of
+    /// its first row), so that keys come in order of first appearance in
+    /// the window as if its rows had been added to it directly. A slice
+    /// marked `true` is used for the last time: its state is taken instead
+    /// of copied (it is left empty).
+    pub(crate) fn merge_slices(
+        aggs: &Aggregates,
+        slices: &mut [(&mut WindowGroups, &[u64], bool)],
+    ) -> Result<Self> {
+        let mut order: Vec<(u64, u32, u32)> = Vec::new();
+        for (i, (groups, first_seen, _)) in slices.iter().enumerate() {
+            if first_seen.len() != groups.len() {
+                return Err(WeirError::Internal(format!(
+                    "slice with {} groups and {} arrival numbers",
+                    groups.len(),
+                    first_seen.len()
+                )));
+            }
+            order.extend(
+                first_seen
+                    .iter()
+                    .enumerate()
+                    .map(|(g, &seq)| (seq, i as u32, g as u32)),
+            );
+        }
+        order.sort_unstable();
+        let mut merged = Self::try_new(aggs)?;
+        let mut mapping: Vec<Vec<usize>> =
+            slices.iter().map(|(g, _, _)| vec![0; g.len()]).collect();
+        for &(_, i, g) in &order {
+            let (i, g) = (i as usize, g as usize);
+            let table = &slices[i].0.table;
+            mapping[i][g] = merged.table.find_or_insert(table.key(g), table.hash(g));
+        }
+        // One merge of all slices' states: DataFusion's accumulators expect
+        // every group up to the total to occur in the batch merged.
+        let mut parts: Vec<Vec<ArrayRef>> = Vec::with_capacity(slices.len());
+        let mut indices: Vec<usize> = Vec::with_capacity(order.len());
+        for ((groups, _, last), mapping) in slices.iter_mut().zip(&mapping) {
+            if groups.len() == 0 {
+                continue;
+            }
+            let states = if *last {
+                groups.take_state(aggs)?
+            } else {
+                groups.state_kept(aggs)?
+            };
+            parts.push(states.into_iter().flatten().collect());
+            indices.extend_from_slice(mapping);
+        }
+        if parts.is_empty() {
+            return Ok(merged);
+        }
+        let mut columns = Vec::new();
+        for c in 0..parts[0].len() {
+            let refs: Vec<&dyn Array> = parts
+                .iter()
+                .filter_map(|p| p.get(c))
+                .map(|a| a.as_ref())
+                .collect();
+            columns.push(if refs.len() == 1 {
+                parts[0][c].clone()
+            } else {
+                concat(&refs)?
+            });
+        }
+        let mut columns = columns.into_iter();
+        let states: Vec<Vec<ArrayRef>> = (0..aggs.len())
+            .map(|i| columns.by_ref().take(aggs.state_fields[i].len()).collect())
+            .collect();
+        merged.merge_states(aggs, &states, &indices)?;
+        Ok(merged)
+    }
+
     /// The keys (decoded) and intermediate states of this window, leaving it
     /// unchanged.
     pub(crate) fn snapshot(

@@ -4,9 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, Int64Array, RecordBatch, UInt64Array};
-use arrow::compute::max;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array, UInt64Array};
+use arrow::compute::{max, take_record_batch};
+use arrow::datatypes::{
+    DataType, Field, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
+use datafusion_common::ScalarValue;
+use datafusion_expr::Operator as BinOp;
+use datafusion_physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal, TryCastExpr};
 use datafusion_physical_expr::PhysicalExpr;
 use weir_engine::message::EventTime;
 use weir_engine::operator::{Collector, Operator, OperatorContext};
@@ -41,9 +47,19 @@ struct SplitState {
 /// rows for that long (processing time, checked on ticks) stops holding the
 /// watermark back; when every split is idle the output is declared idle
 /// once. Upstream watermarks are swallowed: this operator defines them.
+///
+/// When the expression is non-decreasing in one column (`ts`,
+/// `ts - INTERVAL '4' SECOND`, casts between timestamp units), the maximum
+/// of a batch is the expression at the row where that column is largest:
+/// the expression is then evaluated on two rows only, those with the
+/// smallest and the largest value (the smallest too, so that a value the
+/// expression rejects fails the batch exactly as evaluating every row would:
+/// the values it accepts form an interval).
 pub struct WatermarkAssigner {
     /// The `<expr>` of `WATERMARK FOR ts AS <expr>`, over the input schema.
     watermark_expr: Arc<dyn PhysicalExpr>,
+    /// The column `watermark_expr` is non-decreasing in, if it is.
+    monotone_in: Option<usize>,
     /// How long a split may go without rows before it is idle (`None`: never).
     idle_timeout: Option<Duration>,
     /// Per split state.
@@ -69,6 +85,7 @@ impl WatermarkAssigner {
     /// An assigner computing `watermark_expr` on every row.
     pub fn new(watermark_expr: Arc<dyn PhysicalExpr>, idle_timeout: Option<Duration>) -> Self {
         Self {
+            monotone_in: monotone_column(watermark_expr.as_ref()),
             watermark_expr,
             idle_timeout,
             splits: Vec::new(),
@@ -86,6 +103,26 @@ impl WatermarkAssigner {
         if self.splits.len() < n {
             self.splits.resize(n, SplitState::default());
         }
+    }
+
+    /// The largest value of the watermark expression over the rows of
+    /// `batch` (`None`: all NULL).
+    fn batch_max(&self, batch: &RecordBatch) -> Result<Option<EventTime>> {
+        let extremes = self
+            .monotone_in
+            .and_then(|c| batch.columns().get(c))
+            .and_then(extremes);
+        let values = match extremes {
+            // Every value NULL: so is the expression.
+            Some(None) => return Ok(None),
+            Some(Some((lo, hi))) => {
+                let rows = take_record_batch(batch, &UInt32Array::from(vec![lo, hi]))?;
+                evaluate(&self.watermark_expr, &rows, "watermark expression")?
+            }
+            None => evaluate(&self.watermark_expr, batch, "watermark expression")?,
+        };
+        let millis = to_millis(&values, "the watermark expression")?;
+        Ok(max(&millis))
     }
 
     /// Emits the combined watermark if it advanced, or idleness.
@@ -136,9 +173,7 @@ impl Operator for WatermarkAssigner {
         }
         self.ensure_splits(count);
         if batch.num_rows() > 0 {
-            let values = evaluate(&self.watermark_expr, &batch, "watermark expression")?;
-            let millis = to_millis(&values, "the watermark expression")?;
-            let batch_max = max(&millis);
+            let batch_max = self.batch_max(&batch)?;
             if let Some(s) = self.splits.get_mut(index) {
                 s.active = true;
                 s.idle = false;
@@ -241,6 +276,85 @@ impl Operator for WatermarkAssigner {
         self.idle_declared = false;
         Ok(())
     }
+}
+
+/// The column `expr` is non-decreasing in, if it is one of: a column of
+/// type `TIMESTAMP` or `BIGINT`; such an expression plus or minus a constant
+/// interval of fixed length (no months or days) or duration; a cast of such
+/// an expression between timestamp units or to `BIGINT`.
+fn monotone_column(expr: &dyn PhysicalExpr) -> Option<usize> {
+    if let Some(c) = expr.downcast_ref::<Column>() {
+        return Some(c.index());
+    }
+    let time_like = |t: &DataType| matches!(t, DataType::Timestamp(..) | DataType::Int64);
+    if let Some(c) = expr.downcast_ref::<CastExpr>() {
+        return time_like(c.cast_type())
+            .then(|| monotone_column(c.expr().as_ref()))
+            .flatten();
+    }
+    if let Some(c) = expr.downcast_ref::<TryCastExpr>() {
+        return time_like(c.cast_type())
+            .then(|| monotone_column(c.expr().as_ref()))
+            .flatten();
+    }
+    let b = expr.downcast_ref::<BinaryExpr>()?;
+    let fixed = |e: &Arc<dyn PhysicalExpr>| {
+        e.downcast_ref::<Literal>()
+            .is_some_and(|l| match l.value() {
+                ScalarValue::IntervalMonthDayNano(Some(v)) => v.months == 0 && v.days == 0,
+                ScalarValue::IntervalDayTime(Some(v)) => v.days == 0,
+                ScalarValue::DurationSecond(Some(_))
+                | ScalarValue::DurationMillisecond(Some(_))
+                | ScalarValue::DurationMicrosecond(Some(_))
+                | ScalarValue::DurationNanosecond(Some(_)) => true,
+                _ => false,
+            })
+    };
+    match b.op() {
+        BinOp::Minus if fixed(b.right()) => monotone_column(b.left().as_ref()),
+        BinOp::Plus if fixed(b.right()) => monotone_column(b.left().as_ref()),
+        BinOp::Plus if fixed(b.left()) => monotone_column(b.right().as_ref()),
+        _ => None,
+    }
+}
+
+/// The rows holding the smallest and the largest value of a `TIMESTAMP` or
+/// `BIGINT` column (`Some(None)`: every value is NULL); `None` for other types.
+fn extremes(column: &ArrayRef) -> Option<Option<(u32, u32)>> {
+    let values: &[i64] = match column.data_type() {
+        DataType::Int64 => column.as_primitive_opt::<Int64Type>()?.values(),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            column.as_primitive_opt::<TimestampSecondType>()?.values()
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => column
+            .as_primitive_opt::<TimestampMillisecondType>()?
+            .values(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => column
+            .as_primitive_opt::<TimestampMicrosecondType>()?
+            .values(),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => column
+            .as_primitive_opt::<TimestampNanosecondType>()?
+            .values(),
+        _ => return None,
+    };
+    u32::try_from(values.len()).ok()?;
+    let mut best: Option<(usize, usize)> = None;
+    let mut consider = |i: usize| match &mut best {
+        None => best = Some((i, i)),
+        Some((lo, hi)) => {
+            if values[i] < values[*lo] {
+                *lo = i;
+            }
+            if values[i] > values[*hi] {
+                *hi = i;
+            }
+        }
+    };
+    match column.nulls().filter(|n| n.null_count() > 0) {
+        None => (0..values.len()).for_each(&mut consider),
+        Some(nulls) => nulls.valid_indices().for_each(&mut consider),
+    }
+    Some(best.map(|(lo, hi)| (lo as u32, hi as u32)))
 }
 
 #[cfg(test)]
@@ -359,6 +473,73 @@ mod tests {
         op.process_batch(only_nulls, &mut c, &mut out)
             .expect("batch");
         assert_eq!(events(&mut out), vec![Ev::Rows(1)]);
+    }
+
+    /// The two-row evaluation of a non-decreasing expression gives what
+    /// evaluating every row gives, failures included.
+    #[test]
+    fn monotone_expressions_are_evaluated_on_the_extreme_rows_only() {
+        use arrow::datatypes::IntervalMonthDayNano;
+        let s = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]));
+        let minus = |months: i32, days: i32, nanos: i64| -> Arc<dyn PhysicalExpr> {
+            Arc::new(BinaryExpr::new(
+                col("ts", &s).expect("col"),
+                BinOp::Minus,
+                lit(ScalarValue::IntervalMonthDayNano(Some(
+                    IntervalMonthDayNano::new(months, days, nanos),
+                ))),
+            ))
+        };
+        let four_seconds = minus(0, 0, 4_000_000_000);
+        let cast_to_micros: Arc<dyn PhysicalExpr> = Arc::new(CastExpr::new(
+            four_seconds.clone(),
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            None,
+        ));
+        let cases: [(Arc<dyn PhysicalExpr>, Option<usize>); 5] = [
+            (four_seconds, Some(1)),
+            (cast_to_micros, Some(1)),
+            (col("ts", &s).expect("col"), Some(1)),
+            // A month is not a fixed length: every row is evaluated.
+            (minus(1, 0, 0), None),
+            (minus(0, 1, 0), None),
+        ];
+        let far_past = -9_000_000_000_000_000i64;
+        let columns: [Vec<Option<i64>>; 5] = [
+            vec![Some(5_000), None, Some(-3_000), Some(12_345), Some(12_000)],
+            vec![None, None],
+            vec![Some(7)],
+            // Outside chrono's range: evaluating every row fails.
+            vec![Some(1_000), Some(far_past), Some(2_000)],
+            vec![None, Some(i64::MIN), Some(0)],
+        ];
+        for (expr, monotone) in cases {
+            let op = WatermarkAssigner::new(expr.clone(), None);
+            assert_eq!(op.monotone_in, monotone, "{expr}");
+            for ts in &columns {
+                let ids = Int64Array::from_iter_values(0..ts.len() as i64);
+                let b = RecordBatch::try_new(
+                    s.clone(),
+                    vec![
+                        Arc::new(ids),
+                        Arc::new(TimestampMillisecondArray::from(ts.clone())),
+                    ],
+                )
+                .expect("batch");
+                let all_rows = evaluate(&expr, &b, "watermark expression")
+                    .and_then(|v| to_millis(&v, "the watermark expression"))
+                    .map(|m| max(&m));
+                let got = op.batch_max(&b);
+                match (&got, &all_rows) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{expr} on {ts:?}"),
+                    (Err(_), Err(_)) => {}
+                    _ => panic!("{expr} on {ts:?}: {got:?} but every row gives {all_rows:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -73,6 +73,13 @@ impl BatchWindows {
 /// dropped and counted in `late_rows_dropped` only when all of them have
 /// fired (see [`WindowSpec::last_end`]). At end of input every open window
 /// fires.
+///
+/// `HOP` windows are aggregated per slice, as in Flink: a row updates the
+/// one slice of `slide` it falls in (not `size / slide` windows), and a
+/// window, when it fires, merges the states of its slices; a slice is
+/// dropped after its last window fired. Each slice remembers when each of
+/// its keys first arrived, so the output is the same as with one state per
+/// window, row for row and in order.
 pub struct WindowAggregate {
     /// The configuration (window, keys, aggregates, output).
     config: WindowAggregateConfig,
@@ -80,8 +87,16 @@ pub struct WindowAggregate {
     aggs: Aggregates,
     /// Grouping-key encoding.
     codec: KeyCodec,
-    /// Open windows by `(end, start)`.
+    /// Open windows by `(end, start)`; for `HOP`, open slices.
     windows: BTreeMap<(i64, i64), WindowGroups>,
+    /// `HOP` only: `(size, slide, offset)` of the windows made of the
+    /// slices in `windows`.
+    sliced: Option<(i64, i64, i64)>,
+    /// Per slice (same keys as `windows`), the arrival number of the first
+    /// row of each group.
+    first_seen: HashMap<(i64, i64), Vec<u64>>,
+    /// The arrival number of the next row (counts every row received).
+    next_seq: u64,
     /// The highest watermark seen (survives restore).
     watermark: Option<EventTime>,
     /// Whether dropping rows with a NULL time was logged already.
@@ -133,11 +148,22 @@ impl WindowAggregate {
         }
         let aggs = Aggregates::try_new(&config.aggregates)?;
         let codec = KeyCodec::new(config.keys.len());
+        let sliced = match config.window {
+            WindowSpec::Hop {
+                size_ms,
+                slide_ms,
+                offset_ms,
+            } => Some((size_ms, slide_ms, offset_ms)),
+            _ => None,
+        };
         Ok(Self {
             config,
             aggs,
             codec,
             windows: BTreeMap::new(),
+            sliced,
+            first_seen: HashMap::new(),
+            next_seq: 0,
             watermark: None,
             warned_null_time: false,
             batch_windows: BatchWindows::default(),
@@ -153,9 +179,18 @@ impl WindowAggregate {
         &self.config
     }
 
-    /// Number of windows holding rows that have not fired yet.
+    /// Number of windows (for `HOP`, slices) holding rows that have not
+    /// fired yet.
     pub fn open_windows(&self) -> usize {
         self.windows.len()
+    }
+
+    /// The same operator keeping one state per `HOP` window instead of one
+    /// per slice (the two must give the same output; tests compare them).
+    #[cfg(test)]
+    fn without_slices(mut self) -> Self {
+        self.sliced = None;
+        self
     }
 
     /// Assigns the rows of a batch to windows (`self.assignments`), returns
@@ -166,8 +201,18 @@ impl WindowAggregate {
         let (mut late, mut nulls) = (0u64, 0u64);
         let has_nulls = times.null_count() > 0;
         let fired = |end: i64| watermark.is_some_and(|w| end.saturating_sub(1) <= w);
-        match self.config.window.clone() {
-            WindowSpec::Tumble { size_ms, offset_ms } => {
+        // (length, reach, offset): each row goes into the one window (or
+        // slice) of `length` containing it, which is late once the window
+        // ending `reach` after its start has fired.
+        let single = match (self.config.window.clone(), self.sliced) {
+            (_, Some((size, slide, offset))) => Some((slide, size, offset)),
+            (WindowSpec::Tumble { size_ms, offset_ms }, None) => {
+                Some((size_ms, size_ms, offset_ms))
+            }
+            _ => None,
+        };
+        match (self.config.window.clone(), single) {
+            (_, Some((size_ms, reach, offset_ms))) => {
                 let mut current: Option<(i64, u32)> = None;
                 for (row, &ts) in times.values().iter().enumerate() {
                     if has_nulls && times.is_null(row) {
@@ -176,7 +221,7 @@ impl WindowAggregate {
                     }
                     let start = window_start(ts, size_ms, offset_ms);
                     let end = start.saturating_add(size_ms);
-                    if fired(end) {
+                    if fired(start.saturating_add(reach)) {
                         late += 1;
                         continue;
                     }
@@ -191,7 +236,7 @@ impl WindowAggregate {
                     self.assignments.push((slot, row as u32));
                 }
             }
-            spec => {
+            (spec, None) => {
                 for (row, &ts) in times.values().iter().enumerate() {
                     if has_nulls && times.is_null(row) {
                         nulls += 1;
@@ -219,8 +264,18 @@ impl WindowAggregate {
         (late, nulls)
     }
 
-    /// Fires (emits and removes) the windows with `end - 1 <= watermark`.
-    fn fire(&mut self, watermark: EventTime, out: &mut Collector) -> Result<()> {
+    /// Fires (emits and removes) the windows with `end - 1 <= watermark`;
+    /// `before` is the watermark of the previous firing (windows it
+    /// reached have fired already).
+    fn fire(
+        &mut self,
+        before: Option<EventTime>,
+        watermark: EventTime,
+        out: &mut Collector,
+    ) -> Result<()> {
+        if let Some((size, slide, _)) = self.sliced {
+            return self.fire_slices(size, slide, before, watermark, out);
+        }
         let mut fired = Vec::new();
         while let Some(entry) = self.windows.first_entry() {
             let (end, start) = *entry.key();
@@ -230,6 +285,88 @@ impl WindowAggregate {
             fired.push((TimeWindow::new(start, end), entry.remove()));
         }
         emit_fired(&self.config, &self.aggs, &self.codec, &mut fired, out)
+    }
+
+    /// [`WindowAggregate::fire`] for `HOP` windows made of slices.
+    fn fire_slices(
+        &mut self,
+        size: i64,
+        slide: i64,
+        before: Option<EventTime>,
+        watermark: EventTime,
+        out: &mut Collector,
+    ) -> Result<()> {
+        let due = |end: i64| {
+            let last = end.saturating_sub(1);
+            last <= watermark && before.is_none_or(|b| last > b)
+        };
+        // The ends of the windows that fire now and hold a slice with rows.
+        let mut ends = std::collections::BTreeSet::new();
+        for &(slice_end, _) in self.windows.keys() {
+            let mut end = slice_end;
+            for _ in 0..size / slide {
+                if due(end) {
+                    ends.insert(end);
+                }
+                end = end.saturating_add(slide);
+            }
+        }
+        let mut fired = Vec::with_capacity(ends.len());
+        for end in ends {
+            let start = end.saturating_sub(size);
+            let mut keys: Vec<(i64, i64)> = Vec::new();
+            let mut slices: Vec<(&mut WindowGroups, &[u64], bool)> = Vec::new();
+            let range = (start.saturating_add(slide), i64::MIN)..=(end, i64::MAX);
+            for (key, groups) in self.windows.range_mut(range) {
+                let first_seen = self.first_seen.get(key).map_or(&[][..], Vec::as_slice);
+                // The window ending `size` after the slice's start is its last.
+                let last = key.1.saturating_add(size) == end;
+                keys.push(*key);
+                slices.push((groups, first_seen, last));
+            }
+            let merged = WindowGroups::merge_slices(&self.aggs, &mut slices)?;
+            let done: Vec<bool> = slices.iter().map(|(_, _, last)| *last).collect();
+            drop(slices);
+            for (key, last) in keys.iter().zip(done) {
+                if last {
+                    self.windows.remove(key);
+                    self.first_seen.remove(key);
+                }
+            }
+            if merged.len() > 0 {
+                fired.push((TimeWindow::new(start, end), merged));
+            }
+        }
+        // Slices none of whose windows can fire any more (none here: a
+        // slice is removed with its last window; kept for safety).
+        self.windows
+            .retain(|&(_, s), _| s.saturating_add(size).saturating_sub(1) > watermark);
+        let windows = &self.windows;
+        self.first_seen.retain(|k, _| windows.contains_key(k));
+        emit_fired(&self.config, &self.aggs, &self.codec, &mut fired, out)
+    }
+
+    /// Records, for the groups `update` added to slice `key`, the arrival
+    /// number of their first row; `rows` and `group_indices` are the rows
+    /// of the update and their groups, in order.
+    fn note_first_seen(
+        &mut self,
+        key: (i64, i64),
+        groups: usize,
+        rows: impl Iterator<Item = usize>,
+        seq_base: u64,
+    ) {
+        let seen = self.first_seen.entry(key).or_default();
+        let before = seen.len();
+        if groups <= before {
+            return;
+        }
+        seen.resize(groups, u64::MAX);
+        for (row, &g) in rows.zip(&self.group_indices) {
+            if g >= before && seen[g] == u64::MAX {
+                seen[g] = seq_base + row as u64;
+            }
+        }
     }
 }
 
@@ -245,6 +382,8 @@ impl Operator for WindowAggregate {
             return Ok(());
         }
         let times = event_times(&batch, self.config.time_column)?;
+        let seq_base = self.next_seq;
+        self.next_seq += n as u64;
         let watermark = match (ctx.watermark, self.watermark) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -278,14 +417,19 @@ impl Operator for WindowAggregate {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(v) => v.insert(WindowGroups::try_new(&self.aggs)?),
             };
-            return groups.update(
+            groups.update(
                 &self.aggs,
                 &keys,
                 &self.hashes,
                 0..n,
                 &inputs,
                 &mut self.group_indices,
-            );
+            )?;
+            if self.sliced.is_some() {
+                let len = groups.len();
+                self.note_first_seen((w.end, w.start), len, 0..n, seq_base);
+            }
+            return Ok(());
         }
 
         // Order the (window, row) pairs by window, stably, and take the
@@ -322,6 +466,11 @@ impl Operator for WindowAggregate {
                 &inputs.slice(from, to - from),
                 &mut self.group_indices,
             )?;
+            if self.sliced.is_some() {
+                let len = groups.len();
+                let rows = rows[from..to].iter().map(|&r| r as usize);
+                self.note_first_seen((w.end, w.start), len, rows, seq_base);
+            }
         }
         Ok(())
     }
@@ -332,19 +481,43 @@ impl Operator for WindowAggregate {
         _ctx: &mut OperatorContext,
         out: &mut Collector,
     ) -> Result<()> {
+        let before = self.watermark;
         self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
-        self.fire(watermark, out)?;
+        self.fire(before, watermark, out)?;
         out.emit_watermark(watermark);
         Ok(())
     }
 
     fn on_end(&mut self, _ctx: &mut OperatorContext, out: &mut Collector) -> Result<()> {
-        self.fire(EventTime::MAX, out)
+        self.fire(self.watermark, EventTime::MAX, out)
     }
 
     fn snapshot(&mut self) -> Result<OperatorState> {
         let mut state = OperatorState::empty();
-        state.put("meta", meta_table(self.watermark, 0)?)?;
+        state.put("meta", meta_table(self.watermark, self.next_seq)?)?;
+        if self.sliced.is_some() {
+            // Per group of every slice (in the order of `groups`), the
+            // arrival number of its first row.
+            let mut seqs = Vec::new();
+            for (key, groups) in &self.windows {
+                let seen = self.first_seen.get(key).map_or(&[][..], Vec::as_slice);
+                if seen.len() != groups.len() {
+                    return Err(WeirError::Internal(format!(
+                        "slice {key:?} has {} groups and {} arrival numbers",
+                        groups.len(),
+                        seen.len()
+                    )));
+                }
+                seqs.extend_from_slice(seen);
+            }
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                "seq",
+                DataType::UInt64,
+                false,
+            )]));
+            let table = RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(seqs))])?;
+            state.put("first_seen", table)?;
+        }
         let schema = Arc::new(Schema::new(vec![
             Field::new("start", DataType::Int64, false),
             Field::new("end", DataType::Int64, false),
@@ -375,19 +548,50 @@ impl Operator for WindowAggregate {
         if state.is_empty() {
             return Ok(());
         }
-        let (watermark, _) = read_meta(state.require("meta")?)?;
+        let (watermark, next_seq) = read_meta(state.require("meta")?)?;
+        let first_seen = match (self.sliced.is_some(), state.get("first_seen")) {
+            (true, Some(t)) => Some(uint64_column(t, "seq")?.values().to_vec()),
+            (false, None) => None,
+            (true, None) => {
+                return Err(WeirError::State(
+                    "HOP window state without per-slice arrival numbers (a checkpoint of a version that kept one state per window)".into(),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(WeirError::State(
+                    "window state with per-slice arrival numbers, but the window is not HOP".into(),
+                ))
+            }
+        };
         let table = state.require("windows")?;
         let starts = int64_column(table, "start")?;
         let ends = int64_column(table, "end")?;
         let counts = uint64_column(table, "groups")?;
         let counts: Vec<usize> = counts.values().iter().map(|&c| c as usize).collect();
         let restored = restore_groups(&self.aggs, &mut self.codec, state.get("groups"), &counts)?;
+        if let Some(seqs) = &first_seen {
+            if seqs.len() != counts.iter().sum::<usize>() {
+                return Err(WeirError::State(format!(
+                    "{} arrival numbers for {} groups",
+                    seqs.len(),
+                    counts.iter().sum::<usize>()
+                )));
+            }
+        }
         self.windows.clear();
+        self.first_seen.clear();
+        let mut offset = 0;
         for (i, groups) in restored.into_iter().enumerate() {
-            self.windows
-                .insert((ends.value(i), starts.value(i)), groups);
+            let key = (ends.value(i), starts.value(i));
+            if let Some(seqs) = &first_seen {
+                self.first_seen
+                    .insert(key, seqs[offset..offset + counts[i]].to_vec());
+                offset += counts[i];
+            }
+            self.windows.insert(key, groups);
         }
         self.watermark = watermark;
+        self.next_seq = next_seq;
         Ok(())
     }
 }
@@ -822,6 +1026,116 @@ mod tests {
         h.end().expect("end");
         events.extend(h.take_events());
         (events, h.late_dropped())
+    }
+
+    /// Slices give exactly what one state per window gives: the same rows
+    /// in the same order, the same late rows, also across a checkpoint.
+    #[test]
+    fn hop_slices_give_what_one_state_per_window_gives() {
+        let gt1 = Arc::new(BinaryExpr::new(column("v"), BinOp::Gt, lit(1i64)));
+        let make = |spec: WindowSpec, sliced: bool| {
+            let op = WindowAggregate::try_new(config(
+                spec,
+                true,
+                vec![
+                    (aggregate(count_udaf(), "v", "c", false), None),
+                    (aggregate(sum_udaf(), "v", "s", false), Some(gt1.clone())),
+                    (aggregate(count_udaf(), "v", "dv", true), None),
+                    (aggregate(min_udaf(), "v", "mn", false), None),
+                ],
+            ))
+            .expect("operator");
+            if sliced {
+                op
+            } else {
+                op.without_slices()
+            }
+        };
+        let specs = [
+            (10_000, 2_000, 0),
+            (10_000, 5_000, 1_500),
+            (3_000, 3_000, 0),
+            (9_000, 1_000, -400),
+        ];
+        let keys = ["a", "b", "c", "d", "e", "f", "g"];
+        // xorshift: the same pseudo-random stream on every run.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for (size_ms, slide_ms, offset_ms) in specs {
+            let spec = WindowSpec::Hop {
+                size_ms,
+                slide_ms,
+                offset_ms,
+            };
+            // Rows around a clock that moves forward, up to 6 s behind (one
+            // in eight up to 20 s); the
+            // watermark trails the clock by 3 s (some rows are late).
+            let mut steps: Vec<std::result::Result<RecordBatch, i64>> = Vec::new();
+            let mut clock = -5_000i64;
+            for _ in 0..60 {
+                let rows: Vec<(i64, &str, i64)> = (0..1 + next(12))
+                    .map(|_| {
+                        let behind = if next(8) == 0 { 20_000 } else { 6_000 };
+                        (
+                            clock - next(behind) as i64,
+                            keys[next(keys.len() as u64) as usize],
+                            next(5) as i64,
+                        )
+                    })
+                    .collect();
+                steps.push(Ok(input(&rows)));
+                clock += next(1_500) as i64;
+                if next(3) == 0 {
+                    steps.push(Err(clock - 3_000));
+                }
+            }
+            let run = |sliced: bool, cut: Option<usize>| {
+                let mut h = Harness::new(make(spec.clone(), sliced));
+                let mut events = Vec::new();
+                for (i, step) in steps.iter().enumerate() {
+                    if Some(i) == cut {
+                        let bytes =
+                            h.op.snapshot()
+                                .expect("snapshot")
+                                .to_bytes()
+                                .expect("bytes");
+                        let mut fresh = make(spec.clone(), sliced);
+                        fresh
+                            .restore(OperatorState::from_bytes(&bytes).expect("decode"))
+                            .expect("restore");
+                        let late = h.late_dropped();
+                        let wm = h.ctx.watermark;
+                        events.extend(h.take_events());
+                        h = Harness::new(fresh);
+                        h.ctx.metrics.add_late_dropped(late);
+                        h.ctx.watermark = wm;
+                    }
+                    match step {
+                        Ok(b) => h.batch(b.clone()).expect("batch"),
+                        Err(w) => h.watermark(*w).expect("watermark"),
+                    }
+                }
+                h.end().expect("end");
+                events.extend(h.take_events());
+                (events, h.late_dropped())
+            };
+            let (expected, late) = run(false, None);
+            assert!(late > 0, "{spec:?}: no late rows");
+            assert!(expected.len() > 20, "{spec:?}: {expected:?}");
+            assert_eq!(run(true, None), (expected.clone(), late), "{spec:?}");
+            for cut in [7, 30, 55] {
+                assert_eq!(
+                    run(true, Some(cut)),
+                    (expected.clone(), late),
+                    "{spec:?} cut at {cut}"
+                );
+            }
+        }
     }
 
     #[test]

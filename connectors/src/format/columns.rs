@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
-    Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder,
+    ArrayRef, AsArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder,
     TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
     TimestampSecondArray,
 };
@@ -202,7 +202,9 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn new(kind: &Kind, capacity: usize) -> Self {
+    /// A builder for `capacity` rows; `bytes`: the string bytes expected
+    /// (for `STRING` columns).
+    fn new(kind: &Kind, capacity: usize, bytes: usize) -> Self {
         match kind {
             Kind::Bool => Self::Bool(BooleanBuilder::with_capacity(capacity)),
             Kind::I8 => Self::I8(Int8Builder::with_capacity(capacity)),
@@ -211,7 +213,7 @@ impl ColumnBuilder {
             Kind::I64 => Self::I64(Int64Builder::with_capacity(capacity)),
             Kind::F32 => Self::F32(Float32Builder::with_capacity(capacity)),
             Kind::F64 => Self::F64(Float64Builder::with_capacity(capacity)),
-            Kind::Utf8 => Self::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::Utf8 => Self::Utf8(StringBuilder::with_capacity(capacity, bytes)),
             Kind::Timestamp(u, tz) => {
                 Self::Timestamp(Int64Builder::with_capacity(capacity), *u, tz.clone())
             }
@@ -298,6 +300,10 @@ pub struct RowBuilder {
     columns: Vec<ColumnBuilder>,
     rows: usize,
     capacity: usize,
+    /// Per column, the string bytes to reserve for the next batch: those of
+    /// the last full batch plus an eighth, so that the value buffer is
+    /// rarely regrown (each regrowth copies it).
+    string_bytes: Vec<usize>,
 }
 
 impl RowBuilder {
@@ -318,9 +324,10 @@ impl RowBuilder {
             kinds.push(kind);
         }
         let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
+        let string_bytes = vec![capacity * 16; kinds.len()];
         let columns = kinds
             .iter()
-            .map(|k| ColumnBuilder::new(k, capacity))
+            .map(|k| ColumnBuilder::new(k, capacity, capacity * 16))
             .collect();
         Ok(Self {
             schema,
@@ -329,6 +336,7 @@ impl RowBuilder {
             columns,
             rows: 0,
             capacity,
+            string_bytes,
         })
     }
 
@@ -397,11 +405,20 @@ impl RowBuilder {
             .collect::<Result<Vec<_>>>()?;
         let rows = self.rows;
         self.rows = 0;
+        if rows >= self.capacity {
+            for (bytes, a) in self.string_bytes.iter_mut().zip(&arrays) {
+                if let Some(strings) = a.as_string_opt::<i32>() {
+                    let used = strings.value_data().len();
+                    *bytes = used + used / 8;
+                }
+            }
+        }
         // Fresh builders sized for the next batch.
         self.columns = self
             .kinds
             .iter()
-            .map(|k| ColumnBuilder::new(k, self.capacity))
+            .zip(&self.string_bytes)
+            .map(|(k, &bytes)| ColumnBuilder::new(k, self.capacity, bytes))
             .collect();
         let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(Some(RecordBatch::try_new_with_options(

@@ -94,10 +94,13 @@ impl JsonDecoder {
     /// The column of a field name; `hint` is the column expected next
     /// (fields usually come in the schema's order).
     fn column(&self, key: &str, hint: usize) -> Option<usize> {
-        if self.names.get(hint).is_some_and(|n| n == key) {
+        // Names are short: a byte loop beats a call to `memcmp`.
+        let same =
+            |n: &String| n.len() == key.len() && n.bytes().zip(key.bytes()).all(|(a, b)| a == b);
+        if self.names.get(hint).is_some_and(same) {
             Some(hint)
         } else if self.names.len() <= 12 {
-            self.names.iter().position(|n| n == key)
+            self.names.iter().position(same)
         } else {
             self.index.get(key).copied()
         }
@@ -110,7 +113,20 @@ impl JsonDecoder {
     /// undefined) for anything else, including every malformed record.
     fn decode_flat<'a>(&self, record: &'a [u8], cells: &mut [Cell<'a>]) -> Option<()> {
         let kinds = self.builder.kinds();
-        let mut p = Flat { b: record, i: 0 };
+        // Checked once for the whole record; strings are then slices of it.
+        let text = std::str::from_utf8(record).ok()?;
+        // Without a backslash or control character anywhere (the usual
+        // case), a string ends at the next quote. The fold has no early
+        // exit, so it is vectorised.
+        let plain = !record
+            .iter()
+            .fold(false, |any, &c| any | (c == b'\\') | (c < 0x20));
+        let mut p = Flat {
+            b: record,
+            text,
+            plain,
+            i: 0,
+        };
         p.ws();
         p.eat(b'{')?;
         p.ws();
@@ -388,7 +404,37 @@ fn recycle<'x, 'y>(mut v: Vec<Cell<'x>>) -> Vec<Cell<'y>> {
 /// where the input leaves the fast path's subset of JSON.
 struct Flat<'a> {
     b: &'a [u8],
+    /// `b` as text (valid UTF-8).
+    text: &'a str,
+    /// `b` has no backslash and no control character.
+    plain: bool,
     i: usize,
+}
+
+/// The position of the first `"`, `\\` or control character (below
+/// 0x20) in `bytes`, eight bytes at a time.
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when some byte of `x` is below `n` (n <= 0x80).
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        if below(quote, 1) | below(backslash, 1) | below(w, 0x20) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
 }
 
 impl<'a> Flat<'a> {
@@ -424,15 +470,18 @@ impl<'a> Flat<'a> {
     /// A string without escapes or control characters, valid UTF-8.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let rest = self.b.get(self.i..)?;
-        let len = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[len] != b'"' {
+        let start = self.i;
+        let rest = self.b.get(start..)?;
+        let len = if self.plain {
+            memchr::memchr(b'"', rest)?
+        } else {
+            string_end(rest)?
+        };
+        if self.b[start + len] != b'"' {
             return None;
         }
         self.i += len + 1;
-        std::str::from_utf8(&rest[..len]).ok()
+        self.text.get(start..start + len)
     }
 
     /// An integer of 1 to 18 digits in JSON's syntax (not followed by a
@@ -558,6 +607,33 @@ mod tests {
         assert_eq!(got, "field 'id' is missing");
         Ok(())
     }
+    #[test]
+    fn string_end_finds_what_a_byte_scan_finds() {
+        let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let fillers = [
+            b'a', b' ', 0x7f, 0x80, 0xc3, 0xff, b'!', b'#', b'[', b']', 0x21, 0x5d,
+        ];
+        let specials = [b'"', b'\\', 0x00, 0x1f, b'\n', b'\t'];
+        for len in 0..40 {
+            for &f in &fillers {
+                let plain = vec![f; len];
+                assert_eq!(string_end(&plain), naive(&plain), "{plain:?}");
+                for at in 0..len {
+                    for &c in &specials {
+                        let mut b = plain.clone();
+                        b[at] = c;
+                        assert_eq!(string_end(&b), Some(at), "{b:?}");
+                        // A second special later changes nothing.
+                        if at + 3 < len {
+                            b[at + 3] = b'"';
+                            assert_eq!(string_end(&b), Some(at), "{b:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn fast_path_agrees_with_serde() -> Result<()> {
         let records: &[&[u8]] = &[

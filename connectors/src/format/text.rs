@@ -218,11 +218,46 @@ pub fn parse_integer(text: &str) -> Option<i64> {
 
 /// A timestamp field in `unit`: an epoch-millisecond integer or a date-time.
 pub fn parse_timestamp(text: &str, unit: TimeUnit) -> Option<i64> {
+    if let Some(ms) = sql_millis(text.as_bytes()) {
+        return millis_to_unit(ms, unit);
+    }
     let t = text.trim();
     if let Some(ms) = looks_integer(t).then(|| parse_integer(t)).flatten() {
         return millis_to_unit(ms, unit);
     }
     parse_instant(t)?.to_unit(unit)
+}
+
+/// The common form `YYYY-MM-DD HH:MM:SS.fff`, exactly 23 bytes, as epoch
+/// milliseconds; `None` for anything else (the general parser then
+/// decides: it gives the same value for this form and rejects the same
+/// invalid dates and times).
+fn sql_millis(b: &[u8]) -> Option<i64> {
+    if b.len() != 23
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+    {
+        return None;
+    }
+    let digit = |i: usize| {
+        let d = b[i].wrapping_sub(b'0');
+        (d < 10).then_some(u32::from(d))
+    };
+    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
+    let y = two(0)? * 100 + two(2)?;
+    let (m, d) = (two(5)?, two(8)?);
+    let (h, mi, s) = (two(11)?, two(14)?, two(17)?);
+    let frac = digit(20)? * 100 + two(21)?;
+    let y = i64::from(y);
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    let secs = days_from_civil(y, m, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s);
+    Some(secs * 1000 + i64::from(frac))
 }
 
 fn looks_integer(t: &str) -> bool {
@@ -442,6 +477,65 @@ pub fn format_float(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path for `YYYY-MM-DD HH:MM:SS.fff` gives what the general
+    /// parser gives, in every unit, valid or not.
+    #[test]
+    fn sql_form_fast_path_agrees_with_the_general_parser() {
+        let general = |t: &str, unit: TimeUnit| {
+            let t = t.trim();
+            if let Some(ms) = looks_integer(t).then(|| parse_integer(t)).flatten() {
+                return millis_to_unit(ms, unit);
+            }
+            parse_instant(t)?.to_unit(unit)
+        };
+        let mut cases: Vec<String> = [
+            "2026-01-01 00:00:00.001",
+            "2024-02-29 23:59:59.999",
+            "2023-02-29 12:00:00.000",
+            "2026-04-31 00:00:00.000",
+            "2026-13-01 00:00:00.000",
+            "2026-00-10 00:00:00.000",
+            "2026-01-00 00:00:00.000",
+            "2026-01-01 24:00:00.000",
+            "2026-01-01 23:60:00.000",
+            "2026-01-01 23:59:60.000",
+            "0000-01-01 00:00:00.500",
+            "9999-12-31 23:59:59.999",
+            "2026-01-01T00:00:00.001",
+            "2026-01-01 00:00:00,001",
+            "2026-01-01 00:00:0a.001",
+            "2026-01-01 00:00:00.0x1",
+            " 2026-01-01 00:00:00.01",
+            "2026-01-01 00:00:00.001Z",
+            "20260101 00:00:00.00001",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for y in [1969, 1970, 2000, 2100] {
+            for m in 1..=12 {
+                for d in [1, 28, 29, 30, 31] {
+                    cases.push(format!("{y:04}-{m:02}-{d:02} 13:07:59.{:03}", d * 7));
+                }
+            }
+        }
+        for t in &cases {
+            for unit in [
+                TimeUnit::Second,
+                TimeUnit::Millisecond,
+                TimeUnit::Microsecond,
+                TimeUnit::Nanosecond,
+            ] {
+                assert_eq!(parse_timestamp(t, unit), general(t, unit), "{t} {unit:?}");
+            }
+        }
+        assert_eq!(
+            sql_millis(b"2026-01-01 00:00:00.001"),
+            Some(1_767_225_600_001)
+        );
+        assert_eq!(sql_millis(b"2023-02-29 12:00:00.000"), None);
+    }
 
     const T0: i64 = 1_767_225_600_000; // 2026-01-01 00:00:00 UTC
 

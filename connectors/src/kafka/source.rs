@@ -731,13 +731,16 @@ impl Lookup {
         Self { topics }
     }
 
-    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
-        let m = if self.topics.len() == 1 {
+    /// The local split of message `m` (its topic name is read only when
+    /// several topics are read: that costs a `strlen` and a UTF-8 check).
+    fn find(&self, m: &BorrowedMessage<'_>) -> Option<usize> {
+        let map = if self.topics.len() == 1 {
             &self.topics[0].1
         } else {
+            let topic = m.topic();
             &self.topics.iter().find(|(t, _)| t == topic)?.1
         };
-        m.get(&partition).copied()
+        map.get(&m.partition()).copied()
     }
 
     /// Local splits with this partition number (end-of-partition events
@@ -780,11 +783,14 @@ impl ReadState<'_> {
             if self.stopped() {
                 return Ok(());
             }
-            if let Some(f) = self.consumer.context().fatal.lock().take() {
-                return Err(WeirError::Source(format!(
-                    "kafka table {}: fatal client error: {f}",
-                    self.reader.table
-                )));
+            // Checked between bursts of messages (a fatal error stops them).
+            if since_linger_check == 0 {
+                if let Some(f) = self.consumer.context().fatal.lock().take() {
+                    return Err(WeirError::Source(format!(
+                        "kafka table {}: fatal client error: {f}",
+                        self.reader.table
+                    )));
+                }
             }
             let timeout = if self.waiting > 0 {
                 Duration::ZERO
@@ -793,6 +799,7 @@ impl ReadState<'_> {
             };
             match self.consumer.poll(timeout) {
                 None => {
+                    since_linger_check = 0;
                     self.flush_all()?;
                     if self.all_done() {
                         return Ok(());
@@ -840,6 +847,7 @@ impl ReadState<'_> {
                     )));
                 }
                 Some(Err(e)) => {
+                    since_linger_check = 0;
                     self.reader
                         .reporter
                         .problem(describe_client_error(&e, "while fetching"));
@@ -905,7 +913,7 @@ impl ReadState<'_> {
     }
 
     fn on_message(&mut self, m: &BorrowedMessage<'_>, batch_size: usize) -> Result<()> {
-        let Some(i) = self.lookup.find(m.topic(), m.partition()) else {
+        let Some(i) = self.lookup.find(m) else {
             return Ok(());
         };
         let offset = m.offset();
