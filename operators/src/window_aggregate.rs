@@ -600,7 +600,7 @@ impl Operator for WindowAggregate {
 mod tests {
     use super::*;
     use crate::test_util::agg::{aggregate, column, config, input};
-    use crate::test_util::{rows_of, Event, Harness};
+    use crate::test_util::{self, rows_of, Event, Harness, Step};
     use crate::window::OutputColumn;
     use datafusion_expr::Operator as BinOp;
     use datafusion_functions_aggregate::average::avg_udaf;
@@ -995,36 +995,10 @@ mod tests {
     /// snapshot/restore into a new instance after `cut` steps.
     fn replay(
         make: &dyn Fn() -> WindowAggregate,
-        steps: &[Result<RecordBatch, i64>],
+        steps: &[Step],
         cut: Option<usize>,
     ) -> (Vec<Event>, u64) {
-        let mut h = Harness::new(make());
-        let mut events = Vec::new();
-        for (i, step) in steps.iter().enumerate() {
-            if Some(i) == cut {
-                let bytes =
-                    h.op.snapshot()
-                        .expect("snapshot")
-                        .to_bytes()
-                        .expect("bytes");
-                let mut fresh = make();
-                fresh
-                    .restore(OperatorState::from_bytes(&bytes).expect("decode"))
-                    .expect("restore");
-                let late = h.late_dropped();
-                events.extend(h.take_events());
-                h = Harness::new(fresh);
-                h.ctx.metrics.add_late_dropped(late);
-            }
-            match step {
-                Ok(b) => h.batch(b.clone()).expect("batch"),
-                Err(w) => {
-                    h.watermark(*w).expect("watermark");
-                }
-            }
-        }
-        h.end().expect("end");
-        events.extend(h.take_events());
+        let (events, h) = test_util::replay(make, steps, cut);
         (events, h.late_dropped())
     }
 
@@ -1075,7 +1049,7 @@ mod tests {
             // Rows around a clock that moves forward, up to 6 s behind (one
             // in eight up to 20 s); the
             // watermark trails the clock by 3 s (some rows are late).
-            let mut steps: Vec<std::result::Result<RecordBatch, i64>> = Vec::new();
+            let mut steps: Vec<Step> = Vec::new();
             let mut clock = -5_000i64;
             for _ in 0..60 {
                 let rows: Vec<(i64, &str, i64)> = (0..1 + next(12))
