@@ -30,7 +30,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crash_support::{committed_rows, every_sequence_number_once, kill_settings, weir, write, Lcg};
+use crash_support::{
+    committed_rows, every_sequence_number_once, kill_settings, kill_settings_from, weir, write, Lcg,
+};
 
 fn job_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
     let rate = rate
@@ -459,20 +461,7 @@ fn killed_and_restarted_job_with_checkpoints_on_s3_matches_an_uninterrupted_run(
     let Some(emu) = s3_support::emulator() else {
         return;
     };
-    let kills: u64 = std::env::var("WEIR_S3_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let seed: u64 = std::env::var("WEIR_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("s3 crash test: {kills} kills, WEIR_CRASH_SEED={seed}");
+    let (kills, seed) = kill_settings_from("WEIR_S3_CRASH_KILLS", 4, "s3 crash test");
     let events = 40_000 + kills * 15_000;
     let tmp = tempfile::tempdir().expect("tempdir");
     let reference_out = tmp.path().join("reference");

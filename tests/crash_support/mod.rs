@@ -18,10 +18,16 @@ pub fn weir() -> Command {
 /// Kill count (`WEIR_CRASH_KILLS`, default 20) and seed of the kill
 /// moments (`WEIR_CRASH_SEED`, default: the clock); both are printed.
 pub fn kill_settings(test: &str) -> (u64, u64) {
-    let kills: u64 = std::env::var("WEIR_CRASH_KILLS")
+    kill_settings_from("WEIR_CRASH_KILLS", 20, test)
+}
+
+/// [`kill_settings`] with the kill count read from `var` (default
+/// `default_kills`).
+pub fn kill_settings_from(var: &str, default_kills: u64, test: &str) -> (u64, u64) {
+    let kills: u64 = std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(default_kills);
     let seed: u64 = std::env::var("WEIR_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
