@@ -278,8 +278,8 @@ async fn the_example_script_runs_and_writes_its_windows_to_kinesis() -> Result<(
     let Some(emu) = emulator(Kind::Kinesalite) else {
         return Ok(());
     };
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../queries/examples/kinesis/orders_per_minute.sql");
+    let path =
+        kinesis_support::manifest_dir().join("../queries/examples/kinesis/orders_per_minute.sql");
     let script =
         std::fs::read_to_string(&path).map_err(|e| WeirError::io("reading the example", e))?;
     let c = client(&emu.endpoint).await?;

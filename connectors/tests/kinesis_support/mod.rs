@@ -44,10 +44,20 @@ pub struct Emulator {
     _child: Option<Mutex<Child>>,
 }
 
+/// The package directory of the running test, as cargo gives it when it
+/// runs the test (the compile-time value is only a fallback: a test binary
+/// reused from a checkout at another path, through a shared target
+/// directory, would otherwise look in that checkout).
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// `.ci/kinesis/node_modules` of the workspace: this module is compiled
 /// into the connectors' tests and into the workspace root's crash tests.
 fn emulators_dir() -> PathBuf {
-    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let crate_dir = manifest_dir();
     let root = if crate_dir.join(".ci").is_dir() {
         crate_dir
     } else {
