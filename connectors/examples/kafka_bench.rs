@@ -146,6 +146,99 @@ fn parse_args() -> std::result::Result<Args, String> {
     Ok(a)
 }
 
+/// User + system CPU time of each thread of this process: thread id →
+/// (name, ticks of 10 ms).
+fn thread_ticks() -> BTreeMap<u32, (String, u64)> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        out.insert(tid, (name, ticks(11) + ticks(12)));
+    }
+    out
+}
+
+/// CPU time per thread name between two [`thread_ticks`] readings
+/// (threads that ended in between are not counted), largest first.
+fn threads_between(
+    before: &BTreeMap<u32, (String, u64)>,
+    after: &BTreeMap<u32, (String, u64)>,
+) -> Vec<(String, Duration)> {
+    let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
+    for (tid, (name, t)) in after {
+        let t0 = before.get(tid).map_or(0, |(_, t0)| *t0);
+        *by_name.entry(name.clone()).or_default() += t.saturating_sub(t0);
+    }
+    let mut v: Vec<(String, Duration)> = by_name
+        .into_iter()
+        .filter(|(_, t)| *t > 0)
+        .map(|(n, t)| (n, Duration::from_millis(t * 10)))
+        .collect();
+    v.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    v
+}
+
+/// Reads [`thread_ticks`] every 50 ms until dropped, keeping the last
+/// reading of every thread (also of threads that end during the run).
+struct ThreadSampler {
+    before: BTreeMap<u32, (String, u64)>,
+    last: Arc<Mutex<BTreeMap<u32, (String, u64)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadSampler {
+    fn start() -> Self {
+        let before = thread_ticks();
+        let last = Arc::new(Mutex::new(before.clone()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, st) = (last.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("bench-sampler".into())
+            .spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    let now = thread_ticks();
+                    l.lock().extend(now);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .ok();
+        Self {
+            before,
+            last,
+            stop,
+            handle,
+        }
+    }
+
+    /// CPU time per thread name since [`ThreadSampler::start`].
+    fn finish(mut self) -> Vec<(String, Duration)> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let mut last = self.last.lock().clone();
+        last.extend(thread_ticks());
+        last.retain(|_, (name, _)| name != "bench-sampler");
+        threads_between(&self.before, &last)
+    }
+}
+
 /// User + system CPU time of this process.
 fn cpu_time() -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -223,6 +316,9 @@ struct Measured {
     cpu: Duration,
     /// p99 processing time per batch of the slowest operator, if any.
     batch_p99: Option<Duration>,
+    /// CPU time per thread name (threads that ended during the run, as
+    /// a job's reader threads do, are missing).
+    threads: Vec<(String, Duration)>,
 }
 
 /// Polls every message of the topic on this thread.
@@ -248,7 +344,7 @@ fn raw_consumer(
     consumer
         .assign(&tpl)
         .map_err(|e| WeirError::external("assign", e))?;
-    let (t, c) = (Instant::now(), cpu_time());
+    let (t, c, th) = (Instant::now(), cpu_time(), ThreadSampler::start());
     let mut n = 0u64;
     let mut bytes = 0usize;
     while n < total {
@@ -268,6 +364,7 @@ fn raw_consumer(
         wall: t.elapsed(),
         cpu: cpu_time().saturating_sub(c),
         batch_p99: None,
+        threads: th.finish(),
     })
 }
 
@@ -322,9 +419,10 @@ async fn weir_query(
     let planned = plan_script(&script, &options)?;
     let job = Job::new(planned.graph, JobConfig::default())?;
     let metrics = job.metrics();
-    let (t, c) = (Instant::now(), cpu_time());
+    let (t, c, th) = (Instant::now(), cpu_time(), ThreadSampler::start());
     job.run().await?;
     let (wall, cpu) = (t.elapsed(), cpu_time().saturating_sub(c));
+    let threads = th.finish();
     let batch_p99 = metrics
         .per_node()
         .iter()
@@ -337,6 +435,7 @@ async fn weir_query(
         wall,
         cpu,
         batch_p99,
+        threads,
     })
 }
 
@@ -631,6 +730,17 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
                 .map(|d| fmt_us(d.as_micros() as u64))
                 .unwrap_or_else(|| "–".into())
         );
+    }
+    println!();
+    println!("CPU time per thread (the sampler's own thread left out):");
+    println!();
+    for (name, m) in &rows {
+        let per: Vec<String> = m
+            .threads
+            .iter()
+            .map(|(t, d)| format!("{t} {:.2} s", d.as_secs_f64()))
+            .collect();
+        println!("- {name}: {}", per.join(", "));
     }
     if args.latency {
         println!();

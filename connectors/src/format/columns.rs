@@ -369,7 +369,7 @@ impl RowBuilder {
         missing_is_error: bool,
     ) -> std::result::Result<(), String> {
         for (i, cell) in cells.iter_mut().enumerate() {
-            if *cell == Cell::Missing {
+            if matches!(cell, Cell::Missing) {
                 if missing_is_error {
                     return Err(format!(
                         "field '{}' is missing",
@@ -378,7 +378,7 @@ impl RowBuilder {
                 }
                 *cell = Cell::Null;
             }
-            if *cell == Cell::Null && !self.nullable[i] {
+            if matches!(cell, Cell::Null) && !self.nullable[i] {
                 return Err(format!(
                     "field '{}' is null but the column is NOT NULL",
                     self.schema.field(i).name()

@@ -22,17 +22,24 @@ use serde::de::{
 use weir_engine::Result;
 
 use super::columns::{truncate, Cell, Kind, RowBuilder};
+use super::text::{millis_to_unit, SqlMillisCache};
 use super::JsonOptions;
 
 /// Decodes JSON records into batches of a declared schema.
 pub struct JsonDecoder {
     builder: RowBuilder,
     names: Vec<String>,
+    /// Per column, `"name":` when the name needs no escaping: a field
+    /// written so (the usual form) is recognised with one comparison.
+    keys: Vec<Option<Vec<u8>>>,
     index: HashMap<String, usize>,
     options: JsonOptions,
     /// The cells of the record being decoded, kept between records for
     /// their allocation (always empty between calls).
     cells: Vec<Cell<'static>>,
+    /// Per column, the last minute of its `YYYY-MM-DD HH:MM:SS.fff`
+    /// timestamps.
+    minutes: Vec<SqlMillisCache>,
 }
 
 impl JsonDecoder {
@@ -46,9 +53,18 @@ impl JsonDecoder {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
+        let keys = names
+            .iter()
+            .map(|n| {
+                let plain = n.bytes().all(|c| c != b'"' && c != b'\\' && c >= 0x20);
+                plain.then(|| format!("\"{n}\":").into_bytes())
+            })
+            .collect();
         Ok(Self {
+            minutes: vec![SqlMillisCache::default(); names.len()],
             builder,
             names,
+            keys,
             index,
             options,
             cells: Vec::new(),
@@ -69,7 +85,7 @@ impl JsonDecoder {
             return Ok(false);
         }
         let mut cells: Vec<Cell<'_>> = recycle(std::mem::take(&mut self.cells));
-        cells.resize(self.names.len(), Cell::Missing);
+        cells.extend((0..self.names.len()).map(|_| Cell::Missing));
         if !fast || self.decode_flat(record, &mut cells).is_none() {
             // Anything the fast path does not handle (escapes, nesting,
             // non-integer numbers, errors): serde_json decides, with its
@@ -111,10 +127,10 @@ impl JsonDecoder {
     /// of up to 18 digits, with literals `true`, `false`, `null`. Fills
     /// `cells` exactly as the serde path would; `None` (cells then
     /// undefined) for anything else, including every malformed record.
-    fn decode_flat<'a>(&self, record: &'a [u8], cells: &mut [Cell<'a>]) -> Option<()> {
+    fn decode_flat<'a>(&mut self, record: &'a [u8], cells: &mut [Cell<'a>]) -> Option<()> {
         let kinds = self.builder.kinds();
         // Checked once for the whole record; strings are then slices of it.
-        let text = std::str::from_utf8(record).ok()?;
+        let text = simdutf8::basic::from_utf8(record).ok()?;
         // Without a backslash or control character anywhere (the usual
         // case), a string ends at the next quote. The fold has no early
         // exit, so it is vectorised.
@@ -133,16 +149,31 @@ impl JsonDecoder {
         if p.eat(b'}').is_none() {
             let mut hint = 0;
             loop {
-                let key = p.string()?;
+                // The field expected next, written `"name":`, or any key.
+                let expected = self.keys.get(hint).and_then(Option::as_deref);
+                let col = if let Some(k) = expected.filter(|k| p.rest().starts_with(k)) {
+                    p.i += k.len();
+                    Some(hint)
+                } else {
+                    let key = p.string()?;
+                    p.ws();
+                    p.eat(b':')?;
+                    self.column(key, hint)
+                };
                 p.ws();
-                p.eat(b':')?;
-                p.ws();
-                let col = self.column(key, hint);
                 let cell = match p.peek()? {
                     b'"' => {
                         let v = p.string()?;
                         match col {
-                            Some(i) => Some(kinds[i].text_cell(Cow::Borrowed(v)).ok()?),
+                            Some(i) => Some(match &kinds[i] {
+                                Kind::Timestamp(unit, _) => {
+                                    match self.minutes[i].millis(v.as_bytes()) {
+                                        Some(ms) => Cell::Int(millis_to_unit(ms, *unit)?),
+                                        None => kinds[i].text_cell(Cow::Borrowed(v)).ok()?,
+                                    }
+                                }
+                                kind => kind.text_cell(Cow::Borrowed(v)).ok()?,
+                            }),
                             None => None,
                         }
                     }
@@ -448,6 +479,11 @@ impl<'a> Flat<'a> {
         self.b.get(self.i).copied()
     }
 
+    /// The bytes not read yet.
+    fn rest(&self) -> &'a [u8] {
+        self.b.get(self.i..).unwrap_or_default()
+    }
+
     fn eat(&mut self, c: u8) -> Option<()> {
         (self.peek()? == c).then(|| self.i += 1)
     }
@@ -677,6 +713,16 @@ mod tests {
             br#"{"n":1,"amount":"1e400"}"#,
             br#"{"n":"7","id":" 8 "}"#,
             br#"{"n":1,"na\u006de":"k"}"#,
+            // Keys in the schema's order (matched as `"name":`), and keys
+            // that only start like a column's.
+            br#"{"id":1,"name":"a","ts":"2026-01-01 00:00:07.123","ok":true,"n":1}"#,
+            br#"{"id" :1,"name" : "b","n":1}"#,
+            br#"{"idx":5,"id":2,"n":1,"nn":3}"#,
+            // Timestamps of the minute cached by the record above.
+            br#"{"id":1,"ts":"2026-01-01 00:00:60.000","n":1}"#,
+            br#"{"id":1,"ts":"2026-01-01 00:00:59.999","n":1}"#,
+            br#"{"id":1,"ts":"2026-01-01 00:00:07.12","n":1}"#,
+            br#"{"id":1,"ts":"2026-01-01 00:00:07.1234","n":1}"#,
         ];
         for strict in [false, true] {
             let options = JsonOptions {

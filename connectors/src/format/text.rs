@@ -260,6 +260,49 @@ fn sql_millis(b: &[u8]) -> Option<i64> {
     Some(secs * 1000 + i64::from(frac))
 }
 
+/// Parses `YYYY-MM-DD HH:MM:SS.fff` timestamps as [`parse_timestamp`]'s
+/// fast form does, remembering the epoch milliseconds of the last minute
+/// seen: records of a stream mostly share it, and a timestamp of that
+/// minute then costs a 17-byte comparison and five digits.
+#[derive(Debug, Default, Clone)]
+pub struct SqlMillisCache {
+    /// `YYYY-MM-DD HH:MM:` of the last timestamp parsed in this form, and
+    /// its epoch milliseconds (at second 0).
+    minute: Option<([u8; 17], i64)>,
+}
+
+impl SqlMillisCache {
+    /// The epoch milliseconds of `b` when it is a valid timestamp of the
+    /// form `YYYY-MM-DD HH:MM:SS.fff` (exactly 23 bytes); `None` for
+    /// anything else, exactly as the uncached parse.
+    pub fn millis(&mut self, b: &[u8]) -> Option<i64> {
+        if let (Some((prefix, base)), Some(head), Some(tail)) =
+            (&self.minute, b.get(..17), b.get(17..))
+        {
+            if head == prefix.as_slice() && tail.len() == 6 && tail[2] == b'.' {
+                let digit = |i: usize| {
+                    let d = tail[i].wrapping_sub(b'0');
+                    (d < 10).then_some(i64::from(d))
+                };
+                let s = digit(0)? * 10 + digit(1)?;
+                let frac = digit(3)? * 100 + digit(4)? * 10 + digit(5)?;
+                return (s <= 59).then_some(base + s * 1000 + frac);
+            }
+        }
+        let ms = sql_millis(b)?;
+        let mut prefix = [0u8; 17];
+        prefix.copy_from_slice(b.get(..17)?);
+        // Seconds and fraction of a valid timestamp (checked by `sql_millis`).
+        let into_minute = |i: usize| i64::from(b[i] - b'0');
+        let within = (into_minute(17) * 10 + into_minute(18)) * 1000
+            + into_minute(20) * 100
+            + into_minute(21) * 10
+            + into_minute(22);
+        self.minute = Some((prefix, ms - within));
+        Some(ms)
+    }
+}
+
 fn looks_integer(t: &str) -> bool {
     let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
@@ -535,6 +578,38 @@ mod tests {
             Some(1_767_225_600_001)
         );
         assert_eq!(sql_millis(b"2023-02-29 12:00:00.000"), None);
+    }
+
+    #[test]
+    fn the_minute_cache_gives_what_the_uncached_parse_gives() {
+        // Valid timestamps of a few minutes, each followed by variants
+        // that share its minute but not its validity.
+        let mut cases = Vec::new();
+        for base in [
+            "2026-01-01 00:00:",
+            "2024-02-29 23:59:",
+            "1969-12-31 23:59:",
+            "2023-02-28 12:34:",
+        ] {
+            for tail in [
+                "00.000", "59.999", "07.123", "60.000", "99.000", "5.1234", "05.12", "05,123",
+                "05.12x", "x5.123", "05.123 ", "-1.000", "05.1a3", "05.123",
+            ] {
+                cases.push(format!("{base}{tail}"));
+            }
+            cases.push(base.to_string());
+            cases.push(format!("{base}0"));
+        }
+        cases.push("2023-02-29 12:34:05.123".into());
+        cases.push("2026-13-01 00:00:00.000".into());
+        cases.push("".into());
+        let mut cache = SqlMillisCache::default();
+        // Twice over, so that every case is also parsed with the cache
+        // holding every minute.
+        for t in cases.iter().chain(&cases).chain(cases.iter().rev()) {
+            assert_eq!(cache.millis(t.as_bytes()), sql_millis(t.as_bytes()), "{t}");
+        }
+        assert_eq!(cache.millis(b"2026-01-01 00:00:07.123"), Some(T0 + 7_123));
     }
 
     const T0: i64 = 1_767_225_600_000; // 2026-01-01 00:00:00 UTC

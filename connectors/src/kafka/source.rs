@@ -8,7 +8,6 @@
 //! chained to the source and never blocks tokio's threads. Back-pressure
 //! reaches the consumer through that channel.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -713,22 +712,37 @@ impl Reader {
 
 /// Finds the local split of a message.
 struct Lookup {
-    /// (topic, partition → local split).
-    topics: Vec<(String, HashMap<i32, usize>)>,
+    /// Per topic, the local split of each partition number (`usize::MAX`:
+    /// not read by this subtask), indexed by partition number.
+    topics: Vec<(String, Vec<usize>)>,
 }
 
 impl Lookup {
     fn new(splits: &[TopicPartition]) -> Self {
-        let mut topics: Vec<(String, HashMap<i32, usize>)> = Vec::new();
+        let mut topics: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, tp) in splits.iter().enumerate() {
-            match topics.iter_mut().find(|(t, _)| *t == tp.topic) {
-                Some((_, m)) => {
-                    m.insert(tp.partition, i);
+            let Ok(p) = usize::try_from(tp.partition) else {
+                continue;
+            };
+            let at = match topics.iter().position(|(t, _)| *t == tp.topic) {
+                Some(at) => at,
+                None => {
+                    topics.push((tp.topic.clone(), Vec::new()));
+                    topics.len() - 1
                 }
-                None => topics.push((tp.topic.clone(), HashMap::from([(tp.partition, i)]))),
+            };
+            let map = &mut topics[at].1;
+            if map.len() <= p {
+                map.resize(p + 1, usize::MAX);
             }
+            map[p] = i;
         }
         Self { topics }
+    }
+
+    fn get(map: &[usize], partition: i32) -> Option<usize> {
+        let i = *map.get(usize::try_from(partition).ok()?)?;
+        (i != usize::MAX).then_some(i)
     }
 
     /// The local split of message `m` (its topic name is read only when
@@ -740,7 +754,7 @@ impl Lookup {
             let topic = m.topic();
             &self.topics.iter().find(|(t, _)| t == topic)?.1
         };
-        map.get(&m.partition()).copied()
+        Self::get(map, m.partition())
     }
 
     /// Local splits with this partition number (end-of-partition events
@@ -748,7 +762,7 @@ impl Lookup {
     fn with_partition(&self, partition: i32) -> Vec<usize> {
         self.topics
             .iter()
-            .filter_map(|(_, m)| m.get(&partition).copied())
+            .filter_map(|(_, m)| Self::get(m, partition))
             .collect()
     }
 }
@@ -1072,5 +1086,33 @@ impl ReadState<'_> {
             self.reader.stop.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        }
+    }
+
+    #[test]
+    fn lookup_maps_topic_partitions_to_local_splits() {
+        let lookup = Lookup::new(&[tp("a", 5), tp("b", 0), tp("a", 2), tp("b", 5)]);
+        let a = &lookup.topics[0];
+        assert_eq!(a.0, "a");
+        assert_eq!(
+            (0..8).map(|p| Lookup::get(&a.1, p)).collect::<Vec<_>>(),
+            vec![None, None, Some(2), None, None, Some(0), None, None]
+        );
+        assert_eq!(Lookup::get(&lookup.topics[1].1, 0), Some(1));
+        assert_eq!(Lookup::get(&a.1, -1), None);
+        assert_eq!(lookup.with_partition(5), vec![0, 3]);
+        assert_eq!(lookup.with_partition(2), vec![2]);
+        assert!(lookup.with_partition(9).is_empty());
     }
 }
