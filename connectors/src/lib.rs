@@ -68,6 +68,10 @@ pub struct TableDescriptor {
     /// [`TableDescriptor::source_schema`]); sinks get none (the planner
     /// rejects writable metadata columns in sink tables).
     pub metadata: Vec<MetadataColumn>,
+    /// Physical columns the job never reads (projection push-down, as
+    /// Flink's): a source may emit them as NULL instead of decoding them.
+    /// Only nullable columns are named; empty when every column is read.
+    pub unread: Vec<String>,
 }
 
 /// A `name TYPE METADATA [FROM 'key'] [VIRTUAL]` column of a table.
@@ -94,7 +98,14 @@ impl TableDescriptor {
             schema,
             options,
             metadata: Vec::new(),
+            unread: Vec::new(),
         }
+    }
+
+    /// Whether the job reads physical column `name` (see
+    /// [`TableDescriptor::unread`]).
+    pub fn reads(&self, name: &str) -> bool {
+        !self.unread.iter().any(|u| u == name)
     }
 
     /// The schema of the batches a source of this table emits: the physical

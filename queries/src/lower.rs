@@ -202,10 +202,11 @@ impl<'a> Lowerer<'a> {
                     ));
                 }
                 let name = scan.table_name.table().to_string();
+                let projection = scan.projection.as_deref();
                 let mut stream = if self.catalog.tvfs.contains_key(&name) {
-                    self.lower_tvf(&name, provisional)?
+                    self.lower_tvf(&name, provisional, projection)?
                 } else if let Some(t) = self.catalog.tables.get(&name) {
-                    self.lower_table(t)?
+                    self.lower_table(t, projection)?
                 } else if let Some(v) = self.catalog.views.get(&name) {
                     let v = v.clone();
                     self.lower(&v, false)?
@@ -314,12 +315,21 @@ impl<'a> Lowerer<'a> {
     }
 
     /// A table's source pipeline: source, computed columns, watermark assigner.
-    fn lower_table(&mut self, table: &TableDef) -> Result<Stream> {
+    /// The source pipeline of `table`; `read`: the indices of the columns
+    /// this use of the table reads (`None`: all).
+    fn lower_table(&mut self, table: &TableDef, read: Option<&[usize]>) -> Result<Stream> {
         let parallelism = self.parallelism;
-        self.sources.lower_source(self, table, parallelism)
+        self.sources.lower_source(self, table, parallelism, read)
     }
 
-    fn lower_tvf(&mut self, name: &str, provisional: bool) -> Result<Stream> {
+    /// A window TVF (or table function) over a table or view; `projection`:
+    /// the TVF's columns read downstream (`None`: all).
+    fn lower_tvf(
+        &mut self,
+        name: &str,
+        provisional: bool,
+        projection: Option<&[usize]>,
+    ) -> Result<Stream> {
         let tvf = self
             .catalog
             .tvfs
@@ -343,7 +353,13 @@ impl<'a> Lowerer<'a> {
                     ),
                 ));
             }
-            self.lower_table(t)?
+            // The table's columns read downstream, and the time column
+            // (the window columns are computed from it).
+            let n = t.schema.fields().len();
+            let time = t.schema.index_of(&tvf.tvf.time_column).ok();
+            let read: Option<Vec<usize>> =
+                projection.map(|p| p.iter().copied().filter(|&i| i < n).chain(time).collect());
+            self.lower_table(t, read.as_deref())?
         } else if let Some(v) = self.catalog.views.get(&input_name) {
             let v = v.clone();
             self.lower(&v, false)?
@@ -639,7 +655,7 @@ impl Lowerer<'_> {
         let line = tvf.tvf.line;
         let input_name = &tvf.tvf.input;
         let input = if let Some(t) = self.catalog.tables.get(input_name) {
-            self.lower_table(t)?
+            self.lower_table(t, None)?
         } else if let Some(v) = self.catalog.views.get(input_name) {
             let v = v.clone();
             self.lower(&v, false)?

@@ -78,6 +78,48 @@ impl<'a> SourceTablePlanner<'a> {
         Ok(d)
     }
 
+    /// The nullable physical columns of `table` that neither the job
+    /// (`read`, indices in the declared columns) nor the watermark reads.
+    /// None when the table has computed columns (their inputs are not
+    /// worked out) or when everything is read.
+    fn unread_columns(&self, table: &TableDef, read: Option<&[usize]>) -> Result<Vec<String>> {
+        let Some(read) = read else {
+            return Ok(Vec::new());
+        };
+        let computed = table
+            .ddl
+            .columns
+            .iter()
+            .any(|c| matches!(c, ColumnDef::Computed { .. }));
+        if computed {
+            return Ok(Vec::new());
+        }
+        let mut needed: Vec<String> = read
+            .iter()
+            .filter_map(|&i| table.schema.fields().get(i).map(|f| f.name().clone()))
+            .collect();
+        if let Some(wm) = &table.ddl.watermark {
+            let line = table.ddl.line;
+            let full_df =
+                DFSchema::try_from_qualified_schema(table.ddl.name.as_str(), &table.schema)
+                    .map_err(|e| WeirError::Plan(format!("line {line}: {e}")))?;
+            let e = SqlToRel::new(self.catalog)
+                .sql_to_expr(wm.expr.clone(), &full_df, &mut PlannerContext::new())
+                .map_err(|e| {
+                    WeirError::Plan(format!("line {line}: WATERMARK FOR {}: {e}", wm.column))
+                })?;
+            needed.push(wm.column.clone());
+            needed.extend(e.column_refs().into_iter().map(|c| c.name.clone()));
+        }
+        Ok(table
+            .physical_schema
+            .fields()
+            .iter()
+            .filter(|f| f.is_nullable() && !needed.contains(f.name()))
+            .map(|f| f.name().clone())
+            .collect())
+    }
+
     /// Creates the sink factory of a table. Writable (non-`VIRTUAL`)
     /// metadata columns are not supported in sink tables yet: a plan error
     /// names the column.
@@ -104,17 +146,22 @@ impl<'a> SourceTablePlanner<'a> {
             .map_err(|e| e.context(format!("line {line}")))
     }
 
-    /// Adds the source pipeline of `table` to the graph.
+    /// Adds the source pipeline of `table` to the graph. `read`: the
+    /// indices (in the table's declared columns) of the columns the job
+    /// reads from this source, `None` for all: the others are named to the
+    /// connector as unread (projection push-down).
     pub fn lower_source(
         &self,
         lowerer: &mut Lowerer<'_>,
         table: &TableDef,
         parallelism: usize,
+        read: Option<&[usize]>,
     ) -> Result<Stream> {
         let line = table.ddl.line;
         let name = &table.ddl.name;
         let perr = |m: String| WeirError::Plan(format!("line {line}: table {name}: {m}"));
-        let descriptor = self.descriptor(table)?;
+        let mut descriptor = self.descriptor(table)?;
+        descriptor.unread = self.unread_columns(table, read)?;
         let source_schema = descriptor.source_schema();
         let factory = self
             .registry

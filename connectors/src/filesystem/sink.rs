@@ -523,12 +523,7 @@ mod tests {
         options.insert("connector".to_string(), "filesystem".to_string());
         options.insert("path".to_string(), dir.display().to_string());
         options.insert("format".to_string(), "csv".to_string());
-        let table = TableDescriptor {
-            name: "t".into(),
-            schema,
-            options,
-            metadata: Vec::new(),
-        };
+        let table = TableDescriptor::new("t", schema, options);
         super::super::FilesystemConnector::sink_factory(&table).expect("factory")
     }
 

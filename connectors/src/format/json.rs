@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -40,12 +41,48 @@ pub struct JsonDecoder {
     /// Per column, the last minute of its `YYYY-MM-DD HH:MM:SS.fff`
     /// timestamps.
     minutes: Vec<SqlMillisCache>,
+    /// When some columns are not read: the whole schema, and for each of
+    /// its columns its place among the decoded ones (`None`: emitted as
+    /// NULL).
+    full: Option<(SchemaRef, Vec<Option<usize>>)>,
 }
 
 impl JsonDecoder {
     /// A decoder for `schema`. Unsupported column types are a
     /// [`weir_engine::WeirError::Config`] naming the column.
     pub fn new(schema: SchemaRef, options: JsonOptions, batch_size: usize) -> Result<Self> {
+        Self::with_unread(schema, options, batch_size, &[])
+    }
+
+    /// A decoder for `schema` that emits the nullable columns named in
+    /// `unread` as NULL without decoding them: their fields are skipped
+    /// as fields that are no column are (projection push-down: as in
+    /// Flink, a bad value in a field the job does not read is no error).
+    pub fn with_unread(
+        full_schema: SchemaRef,
+        options: JsonOptions,
+        batch_size: usize,
+        unread: &[String],
+    ) -> Result<Self> {
+        let skip = |f: &arrow::datatypes::Field| f.is_nullable() && unread.contains(f.name());
+        let mut places = Vec::with_capacity(full_schema.fields().len());
+        let mut read = Vec::new();
+        for f in full_schema.fields() {
+            if skip(f) {
+                places.push(None);
+            } else {
+                places.push(Some(read.len()));
+                read.push(f.as_ref().clone());
+            }
+        }
+        let (schema, full) = if read.len() == full_schema.fields().len() {
+            (full_schema, None)
+        } else {
+            (
+                Arc::new(arrow::datatypes::Schema::new(read)),
+                Some((full_schema, places)),
+            )
+        };
         let builder = RowBuilder::new(schema.clone(), "json", batch_size)?;
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let index = names
@@ -68,6 +105,7 @@ impl JsonDecoder {
             index,
             options,
             cells: Vec::new(),
+            full,
         })
     }
 
@@ -235,7 +273,27 @@ impl JsonDecoder {
 
     /// The pending rows as a batch (`None` when there are none).
     pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
-        self.builder.finish()
+        let Some(batch) = self.builder.finish()? else {
+            return Ok(None);
+        };
+        let Some((schema, places)) = &self.full else {
+            return Ok(Some(batch));
+        };
+        let rows = batch.num_rows();
+        let columns = places
+            .iter()
+            .zip(schema.fields())
+            .map(|(place, f)| match place {
+                Some(i) => batch.column(*i).clone(),
+                None => arrow::array::new_null_array(f.data_type(), rows),
+            })
+            .collect();
+        let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(Some(RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &options,
+        )?))
     }
 }
 
@@ -643,6 +701,59 @@ mod tests {
         assert_eq!(got, "field 'id' is missing");
         Ok(())
     }
+    #[test]
+    fn unread_columns_are_null_and_not_decoded() -> Result<()> {
+        let records: [&[u8]; 3] = [
+            br#"{"id": 1, "name": "a", "ts": "2026-01-01 00:00:00.123", "ok": true, "amount": 1.5, "n": 1}"#,
+            // A bad value in a column that is not read is no error.
+            br#"{"id": 2, "name": "b", "amount": "not a number", "n": 2}"#,
+            br#"{"n": 3, "ts": 1767225600000, "name": {"k": 1}}"#,
+        ];
+        let unread = ["name".to_string(), "amount".to_string(), "n".to_string()];
+        let mut d = JsonDecoder::with_unread(schema(), JsonOptions::default(), 16, &unread)?;
+        for r in records {
+            assert_eq!(d.decode(r), Ok(true), "{}", String::from_utf8_lossy(r));
+        }
+        let got = d
+            .flush()?
+            .ok_or_else(|| weir_engine::WeirError::Internal("no batch".into()))?;
+        // What a decoder reading everything gives for the records it
+        // accepts, with `name` and `amount` NULL (`n` is NOT NULL: read).
+        let mut all = JsonDecoder::new(schema(), JsonOptions::default(), 16)?;
+        for r in records {
+            let _ = all.decode(r);
+        }
+        assert_eq!(all.len(), 2, "the full decoder rejects the bad amount");
+        let mut full = all
+            .flush()?
+            .ok_or_else(|| weir_engine::WeirError::Internal("no batch".into()))?
+            .columns()
+            .to_vec();
+        for i in [1, 4] {
+            full[i] = arrow::array::new_null_array(full[i].data_type(), 2);
+        }
+        assert_eq!(got.schema(), schema());
+        assert_eq!(got.num_rows(), 3);
+        // Rows 0 and 2 are the full decoder's rows 0 and 1.
+        for (c, want) in full.iter().enumerate() {
+            for (g, w) in [(0, 0), (2, 1)] {
+                assert_eq!(
+                    got.column(c).slice(g, 1).to_data(),
+                    want.slice(w, 1).to_data(),
+                    "column {c}, row {g}"
+                );
+            }
+        }
+        let ids = got.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(
+            (ids.value(1), ids.is_null(2), got.column(1).null_count()),
+            (2, true, 3)
+        );
+        let ns = got.column(5).as_primitive::<arrow::datatypes::Int32Type>();
+        assert_eq!(ns.values().to_vec(), vec![1, 2, 3]);
+        Ok(())
+    }
+
     #[test]
     fn string_end_finds_what_a_byte_scan_finds() {
         let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);

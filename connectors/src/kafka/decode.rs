@@ -101,6 +101,8 @@ pub struct RecordLayout {
     schema: SchemaRef,
     /// The columns decoded from the value.
     value_schema: SchemaRef,
+    /// Value columns the job never reads (left NULL by the JSON decoder).
+    value_unread: Vec<String>,
     /// The columns decoded from the key (`EXCEPT_KEY` only).
     key_schema: Option<SchemaRef>,
     /// For each physical column, where it comes from.
@@ -158,9 +160,16 @@ impl RecordLayout {
             .as_ref()
             .and_then(|_| options.key.as_ref().map(|k| k.format.clone()));
         let metadata = metadata_columns(&table.name, &table.metadata)?;
+        let value_unread = value_schema
+            .fields()
+            .iter()
+            .filter(|f| !table.reads(f.name()))
+            .map(|f| f.name().clone())
+            .collect();
         let layout = Self {
             schema: table.source_schema(),
             value_schema,
+            value_unread,
             key_schema,
             physical_from,
             metadata,
@@ -187,9 +196,16 @@ impl RecordLayout {
             self.value_schema.clone(),
             self.batch_size,
             "value",
+            &self.value_unread,
         )?;
         let key = match (&self.key_format, &self.key_schema) {
-            (Some(f), Some(s)) => Some(FormatDecoder::new(f, s.clone(), self.batch_size, "key")?),
+            (Some(f), Some(s)) => Some(FormatDecoder::new(
+                f,
+                s.clone(),
+                self.batch_size,
+                "key",
+                &[],
+            )?),
             _ => None,
         };
         let meta = self
@@ -243,11 +259,21 @@ enum FormatDecoder {
 }
 
 impl FormatDecoder {
-    fn new(format: &KafkaFormat, schema: SchemaRef, batch_size: usize, what: &str) -> Result<Self> {
+    /// `unread`: columns the JSON decoder may leave NULL.
+    fn new(
+        format: &KafkaFormat,
+        schema: SchemaRef,
+        batch_size: usize,
+        what: &str,
+        unread: &[String],
+    ) -> Result<Self> {
         Ok(match format {
-            KafkaFormat::Json(o) => {
-                FormatDecoder::Json(JsonDecoder::new(schema, o.clone(), batch_size)?)
-            }
+            KafkaFormat::Json(o) => FormatDecoder::Json(JsonDecoder::with_unread(
+                schema,
+                o.clone(),
+                batch_size,
+                unread,
+            )?),
             KafkaFormat::Csv(o) => {
                 let empty: ::csv::ByteRecord = schema.fields().iter().map(|_| "").collect();
                 FormatDecoder::Csv(CsvDecoder::new(schema, o.clone(), batch_size)?, empty)
