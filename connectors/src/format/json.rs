@@ -28,23 +28,26 @@ use super::JsonOptions;
 
 /// Decodes JSON records into batches of a declared schema.
 pub struct JsonDecoder {
+    /// Builds the columns that are read.
     builder: RowBuilder,
+    /// The names of all columns (read or not).
     names: Vec<String>,
     /// Per column, `"name":` when the name needs no escaping: a field
     /// written so (the usual form) is recognised with one comparison.
     keys: Vec<Option<Vec<u8>>>,
     index: HashMap<String, usize>,
+    /// Per column, its place among the columns read (`None`: not read,
+    /// emitted as NULL).
+    places: Vec<Option<usize>>,
+    /// The whole schema, when some columns are not read.
+    full: Option<SchemaRef>,
     options: JsonOptions,
-    /// The cells of the record being decoded, kept between records for
-    /// their allocation (always empty between calls).
+    /// The cells of the record being decoded (one per column read), kept
+    /// between records for their allocation (always empty between calls).
     cells: Vec<Cell<'static>>,
-    /// Per column, the last minute of its `YYYY-MM-DD HH:MM:SS.fff`
+    /// Per column read, the last minute of its `YYYY-MM-DD HH:MM:SS.fff`
     /// timestamps.
     minutes: Vec<SqlMillisCache>,
-    /// When some columns are not read: the whole schema, and for each of
-    /// its columns its place among the decoded ones (`None`: emitted as
-    /// NULL).
-    full: Option<(SchemaRef, Vec<Option<usize>>)>,
 }
 
 impl JsonDecoder {
@@ -75,16 +78,21 @@ impl JsonDecoder {
                 read.push(f.as_ref().clone());
             }
         }
-        let (schema, full) = if read.len() == full_schema.fields().len() {
+        let names: Vec<String> = full_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let read_count = read.len();
+        let (schema, full) = if read_count == names.len() {
             (full_schema, None)
         } else {
             (
                 Arc::new(arrow::datatypes::Schema::new(read)),
-                Some((full_schema, places)),
+                Some(full_schema),
             )
         };
-        let builder = RowBuilder::new(schema.clone(), "json", batch_size)?;
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let builder = RowBuilder::new(schema, "json", batch_size)?;
         let index = names
             .iter()
             .enumerate()
@@ -98,14 +106,15 @@ impl JsonDecoder {
             })
             .collect();
         Ok(Self {
-            minutes: vec![SqlMillisCache::default(); names.len()],
+            minutes: vec![SqlMillisCache::default(); read_count],
             builder,
             names,
             keys,
             index,
+            places,
+            full,
             options,
             cells: Vec::new(),
-            full,
         })
     }
 
@@ -123,7 +132,7 @@ impl JsonDecoder {
             return Ok(false);
         }
         let mut cells: Vec<Cell<'_>> = recycle(std::mem::take(&mut self.cells));
-        cells.extend((0..self.names.len()).map(|_| Cell::Missing));
+        cells.extend((0..self.minutes.len()).map(|_| Cell::Missing));
         if !fast || self.decode_flat(record, &mut cells).is_none() {
             // Anything the fast path does not handle (escapes, nesting,
             // non-integer numbers, errors): serde_json decides, with its
@@ -133,6 +142,7 @@ impl JsonDecoder {
             let seed = RowSeed {
                 names: &self.names,
                 index: &self.index,
+                places: &self.places,
                 kinds: self.builder.kinds(),
                 cells: &mut cells,
             };
@@ -189,7 +199,7 @@ impl JsonDecoder {
             loop {
                 // The field expected next, written `"name":`, or any key.
                 let expected = self.keys.get(hint).and_then(Option::as_deref);
-                let col = if let Some(k) = expected.filter(|k| p.rest().starts_with(k)) {
+                let field = if let Some(k) = expected.filter(|k| p.rest().starts_with(k)) {
                     p.i += k.len();
                     Some(hint)
                 } else {
@@ -198,6 +208,11 @@ impl JsonDecoder {
                     p.eat(b':')?;
                     self.column(key, hint)
                 };
+                if let Some(f) = field {
+                    hint = f + 1;
+                }
+                // The column's place among those read.
+                let col = field.and_then(|f| self.places[f]);
                 p.ws();
                 let cell = match p.peek()? {
                     b'"' => {
@@ -241,7 +256,6 @@ impl JsonDecoder {
                 };
                 if let (Some(i), Some(cell)) = (col, cell) {
                     cells[i] = cell;
-                    hint = i + 1;
                 }
                 p.ws();
                 match p.peek()? {
@@ -276,11 +290,12 @@ impl JsonDecoder {
         let Some(batch) = self.builder.finish()? else {
             return Ok(None);
         };
-        let Some((schema, places)) = &self.full else {
+        let Some(schema) = &self.full else {
             return Ok(Some(batch));
         };
         let rows = batch.num_rows();
-        let columns = places
+        let columns = self
+            .places
             .iter()
             .zip(schema.fields())
             .map(|(place, f)| match place {
@@ -300,6 +315,8 @@ impl JsonDecoder {
 struct RowSeed<'s, 'de> {
     names: &'s [String],
     index: &'s HashMap<String, usize>,
+    places: &'s [Option<usize>],
+    /// Of the columns read, as `cells`.
     kinds: &'s [Kind],
     cells: &'s mut Vec<Cell<'de>>,
 }
@@ -323,11 +340,11 @@ impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
             names: self.names,
             index: self.index,
         })? {
-            match col {
-                Some(i) => {
+            match col.and_then(|f| Some((f, self.places[f]?))) {
+                Some((f, i)) => {
                     self.cells[i] = map.next_value_seed(CellSeed {
                         kind: &self.kinds[i],
-                        name: &self.names[i],
+                        name: &self.names[f],
                     })?;
                 }
                 None => {
@@ -835,13 +852,17 @@ mod tests {
             br#"{"id":1,"ts":"2026-01-01 00:00:07.12","n":1}"#,
             br#"{"id":1,"ts":"2026-01-01 00:00:07.1234","n":1}"#,
         ];
-        for strict in [false, true] {
+        let unread_sets = [vec![], vec!["name".to_string(), "id".to_string()]];
+        for (strict, unread) in [false, true]
+            .into_iter()
+            .flat_map(|s| unread_sets.iter().map(move |u| (s, u)))
+        {
             let options = JsonOptions {
                 fail_on_missing_field: strict,
                 ..JsonOptions::default()
             };
-            let mut fast = JsonDecoder::new(schema(), options.clone(), 64)?;
-            let mut slow = JsonDecoder::new(schema(), options, 64)?;
+            let mut fast = JsonDecoder::with_unread(schema(), options.clone(), 64, unread)?;
+            let mut slow = JsonDecoder::with_unread(schema(), options, 64, unread)?;
             for r in records {
                 let (a, b) = (fast.decode_with(r, true), slow.decode_with(r, false));
                 assert_eq!(a, b, "{}", String::from_utf8_lossy(r));
