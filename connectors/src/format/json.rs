@@ -34,7 +34,7 @@ pub struct JsonDecoder {
     names: Vec<String>,
     /// Per column, `"name":` when the name needs no escaping: a field
     /// written so (the usual form) is recognised with one comparison.
-    keys: Vec<Option<Vec<u8>>>,
+    keys: Vec<Option<KeyPattern>>,
     index: HashMap<String, usize>,
     /// Per column, its place among the columns read (`None`: not read,
     /// emitted as NULL).
@@ -102,7 +102,7 @@ impl JsonDecoder {
             .iter()
             .map(|n| {
                 let plain = n.bytes().all(|c| c != b'"' && c != b'\\' && c >= 0x20);
-                plain.then(|| format!("\"{n}\":").into_bytes())
+                plain.then(|| KeyPattern::new(format!("\"{n}\":").into_bytes()))
             })
             .collect();
         Ok(Self {
@@ -198,9 +198,9 @@ impl JsonDecoder {
             let mut hint = 0;
             loop {
                 // The field expected next, written `"name":`, or any key.
-                let expected = self.keys.get(hint).and_then(Option::as_deref);
-                let field = if let Some(k) = expected.filter(|k| p.rest().starts_with(k)) {
-                    p.i += k.len();
+                let expected = self.keys.get(hint).and_then(Option::as_ref);
+                let field = if let Some(k) = expected.filter(|k| k.matches(p.rest())) {
+                    p.i += k.bytes.len();
                     Some(hint)
                 } else {
                     let key = p.string()?;
@@ -506,6 +506,51 @@ fn recycle<'x, 'y>(mut v: Vec<Cell<'x>>) -> Vec<Cell<'y>> {
     v.into_iter().map(|_| Cell::Missing).collect()
 }
 
+/// The bytes `"name":` of a column, with their first 16 bytes as two
+/// masked words: matching a key of up to 16 bytes is two comparisons.
+struct KeyPattern {
+    bytes: Vec<u8>,
+    words: [u64; 2],
+    masks: [u64; 2],
+}
+
+impl KeyPattern {
+    fn new(bytes: Vec<u8>) -> Self {
+        let mut padded = [0u8; 16];
+        let mut mask = [0u8; 16];
+        for (i, &b) in bytes.iter().take(16).enumerate() {
+            padded[i] = b;
+            mask[i] = 0xff;
+        }
+        let word = |a: &[u8; 16], half: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&a[half * 8..half * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        Self {
+            words: [word(&padded, 0), word(&padded, 1)],
+            masks: [word(&mask, 0), word(&mask, 1)],
+            bytes,
+        }
+    }
+
+    /// Whether `rest` starts with the pattern.
+    fn matches(&self, rest: &[u8]) -> bool {
+        if self.bytes.len() <= 16 {
+            if let Some(chunk) = rest.get(..16) {
+                let word = |half: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&chunk[half * 8..half * 8 + 8]);
+                    u64::from_le_bytes(w)
+                };
+                return (word(0) & self.masks[0]) == self.words[0]
+                    && (word(1) & self.masks[1]) == self.words[1];
+            }
+        }
+        rest.starts_with(&self.bytes)
+    }
+}
+
 /// A cursor of [`JsonDecoder::decode_flat`]: every method returns `None`
 /// where the input leaves the fast path's subset of JSON.
 struct Flat<'a> {
@@ -769,6 +814,39 @@ mod tests {
         let ns = got.column(5).as_primitive::<arrow::datatypes::Int32Type>();
         assert_eq!(ns.values().to_vec(), vec![1, 2, 3]);
         Ok(())
+    }
+
+    #[test]
+    fn key_patterns_match_as_starts_with() {
+        let keys = [
+            "\"a\":",
+            "\"auction\":",
+            "\"fifteen_chars\":",
+            "\"sixteen_chars_\":",
+            "\"a_much_longer_key_name\":",
+        ];
+        for key in keys {
+            let k = KeyPattern::new(key.as_bytes().to_vec());
+            let mut inputs: Vec<Vec<u8>> = Vec::new();
+            for tail in ["", "1", "1234567890123456789", "\"x\":2}"] {
+                inputs.push(format!("{key}{tail}").into_bytes());
+                // The key changed at every position, and cut short.
+                for i in 0..key.len() {
+                    let mut b = format!("{key}{tail}").into_bytes();
+                    b[i] ^= 0x20;
+                    inputs.push(b);
+                    inputs.push(key.as_bytes()[..i].to_vec());
+                }
+            }
+            for input in &inputs {
+                assert_eq!(
+                    k.matches(input),
+                    input.starts_with(key.as_bytes()),
+                    "{key} {:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
     }
 
     #[test]
