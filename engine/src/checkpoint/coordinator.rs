@@ -168,7 +168,10 @@ async fn run(
     let mut finished: Vec<Option<Vec<NodeState>>> = vec![None; s.tasks];
     let mut last_epoch = 0u64;
     let mut ticker = tokio::time::interval(s.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Checkpoints at a fixed rate, as Flink's: a tick seen late (this task
+    // waits its turn behind busy operators) does not push the later ones
+    // back, and ticks that pass while a checkpoint is in flight are skipped.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     ticker.tick().await;
     loop {
         tokio::select! {
@@ -183,7 +186,16 @@ async fn run(
                         alignment: Duration::ZERO,
                     });
                     let _ = trigger.send(next_id);
+                    tracing::debug!(id = next_id, "checkpoint triggered");
                     next_id += 1;
+                } else if let Some(f) = &in_flight {
+                    tracing::debug!(
+                        id = f.id,
+                        elapsed_ms = f.started.elapsed().as_millis() as u64,
+                        acked = f.acked.iter().filter(|a| **a).count(),
+                        tasks = f.acked.len(),
+                        "checkpoint still in flight at the next tick"
+                    );
                 }
             }
             ev = events.recv() => {
