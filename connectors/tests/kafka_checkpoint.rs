@@ -17,6 +17,8 @@ use weir_engine::metrics::OperatorMetrics;
 use weir_engine::source::{SourceContext, SourceFactory, SourceOutput, SplitPosition};
 use weir_engine::{Result, WeirError};
 
+use std::time::Duration;
+
 use common::table;
 use kafka_support::*;
 
@@ -182,6 +184,132 @@ async fn source_resumes_exactly_after_the_checkpointed_offsets() -> Result<()> {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("t/9"), "{err}");
+    Ok(())
+}
+
+/// The offsets group `group` has committed for partitions 0..`partitions`
+/// of topic `t` (`None`: nothing committed).
+fn group_offsets(bootstrap: &str, group: &str, partitions: i32) -> Result<Vec<Option<i64>>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .map_err(|e| WeirError::Internal(format!("consumer: {e}")))?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition("t", p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, std::time::Duration::from_secs(5))
+        .map_err(|e| WeirError::Internal(format!("committed offsets: {e}")))?;
+    Ok((0..partitions)
+        .map(|p| match got.find_partition("t", p).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
+/// With checkpoints, the source commits to its group the offsets each
+/// completed checkpoint stored (as Flink's Kafka source does), neither
+/// before the checkpoint completes nor the offsets emitted since: a
+/// cancelled job leaves the group at its last completed checkpoint. The
+/// commit interval is an hour, so no periodic commit can explain what the
+/// group holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_offsets_are_committed_on_checkpoint_completion() -> Result<()> {
+    let m = mock(1, &[("t", 2)])?;
+    for p in 0..2i64 {
+        let values: Vec<String> = (0..40)
+            .map(|i| format!(r#"{{"id": {}}}"#, p * 1000 + i))
+            .collect();
+        produce_values(&m.bootstrap, "t", p as i32, &values)?;
+    }
+    let opts = kafka_options(
+        &m.bootstrap,
+        "t",
+        &[
+            ("format", "json"),
+            ("properties.group.id", "ck"),
+            ("properties.auto.commit.interval.ms", "3600000"),
+            ("scan.startup.mode", "earliest-offset"),
+            ("batch.size", "7"),
+        ],
+    );
+    let t = table("t", schema(), &opts);
+    let factory = ConnectorRegistry::with_defaults().source(&t)?;
+    let mut source = tokio::task::spawn_blocking(move || factory.create(0, 1))
+        .await
+        .map_err(|e| WeirError::Internal(e.to_string()))??;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (trigger, trigger_rx) = tokio::sync::watch::channel(0);
+    let (completed, completed_rx) = tokio::sync::watch::channel(0u64);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let out = Recorder {
+        seen: seen.clone(),
+        trigger,
+        trigger_after: 20,
+    };
+    let mut ctx = SourceContext::new(
+        0,
+        1,
+        Box::new(out),
+        Arc::new(OperatorMetrics::new("kafka", 0)),
+        cancel.clone(),
+    );
+    ctx.enable_checkpoints(trigger_rx, source.positions());
+    ctx.track_completion(completed_rx);
+    let run = tokio::spawn(async move { source.run(&mut ctx).await });
+
+    let barrier = || seen.lock().ok().and_then(|s| s.barrier.clone());
+    let emitted = || {
+        seen.lock()
+            .map(|s| s.before.len() + s.after.len())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || barrier().is_some()
+            && emitted() == 80)
+        .await,
+        "barrier 1 and all 80 rows"
+    );
+    let (id, positions) = barrier().ok_or_else(|| WeirError::Internal("no barrier".into()))?;
+    assert_eq!(id, 1);
+    let expected: Vec<Option<i64>> = ["t/0", "t/1"]
+        .iter()
+        .map(|split| {
+            positions
+                .iter()
+                .find(|p| p.split == *split)
+                .and_then(|p| p.position.parse().ok())
+        })
+        .collect();
+    let at_barrier: i64 = expected.iter().flatten().sum();
+    assert!(
+        expected.iter().all(Option::is_some) && at_barrier < 80,
+        "the barrier came before the end of the input: {expected:?}"
+    );
+    // Not completed yet: nothing committed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(group_offsets(&m.bootstrap, "ck", 2)?, vec![None, None]);
+
+    let _ = completed.send(1);
+    let bootstrap = m.bootstrap.clone();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            group_offsets(&bootstrap, "ck", 2).ok().as_ref() == Some(&expected)
+        })
+        .await,
+        "the group reaches checkpoint 1's offsets {expected:?}: has {:?}",
+        group_offsets(&m.bootstrap, "ck", 2)
+    );
+
+    // Cancelled after emitting everything: the group stays at checkpoint 1.
+    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    run.await
+        .map_err(|e| WeirError::Internal(format!("source task: {e}")))??;
+    assert_eq!(group_offsets(&m.bootstrap, "ck", 2)?, expected);
     Ok(())
 }
 

@@ -494,6 +494,7 @@ impl Job {
                         );
                         if let Some(h) = &ckpt {
                             ctx.enable_checkpoints(h.trigger.clone(), source.positions());
+                            ctx.track_completion(h.completed.clone());
                         }
                         let name = node.name.clone();
                         sources.push(run_source_task(source, ctx, name, end_positions, finished));

@@ -87,6 +87,27 @@ struct SourceCheckpointing {
     injected: u64,
     /// The position of every local split after the last emitted batch.
     positions: Vec<SplitPosition>,
+    /// The latest checkpoint completed by the coordinator (`None`: the
+    /// source is not told, see [`SourceContext::track_completion`]).
+    completed: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Barriers injected whose checkpoints have not completed yet, with the
+    /// positions they carried (oldest first, at most [`MAX_PENDING`]).
+    pending: std::collections::VecDeque<(u64, Vec<SplitPosition>)>,
+}
+
+/// Injected barriers remembered for completion notices: a checkpoint that
+/// never completes (dropped on cancellation) cannot make the list grow.
+const MAX_PENDING: usize = 16;
+
+/// A checkpoint that completed, with the positions this source subtask had
+/// when it injected the checkpoint's barrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    /// Checkpoint id.
+    pub id: u64,
+    /// The positions the barrier carried (one per local split, or as
+    /// reported by [`SourceContext::report_positions`]).
+    pub positions: Vec<SplitPosition>,
 }
 
 impl SourceContext {
@@ -123,7 +144,44 @@ impl SourceContext {
             trigger,
             injected,
             positions,
+            completed: None,
+            pending: std::collections::VecDeque::new(),
         });
+    }
+
+    /// Lets the source learn which of its barriers' checkpoints completed
+    /// (through [`SourceContext::completed_checkpoint`]), e.g. to commit
+    /// the checkpointed offsets to a Kafka consumer group as Flink does.
+    /// `completed` carries the latest completed checkpoint id. Call it
+    /// after [`SourceContext::enable_checkpoints`].
+    pub fn track_completion(&mut self, completed: tokio::sync::watch::Receiver<u64>) {
+        if let Some(c) = self.checkpoint.as_mut() {
+            c.completed = Some(completed);
+        }
+    }
+
+    /// True when checkpoints are on: the job's state and this source's
+    /// positions are stored by checkpoints.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    /// The newest checkpoint that completed since the last call and whose
+    /// barrier this subtask injected, with the positions it stored; older
+    /// completed ones are skipped (the newest includes their progress).
+    /// `None` without news, or when completion is not tracked.
+    pub fn completed_checkpoint(&mut self) -> Option<CompletedCheckpoint> {
+        let c = self.checkpoint.as_mut()?;
+        let completed = c.completed.as_mut()?;
+        if !completed.has_changed().unwrap_or(false) {
+            return None;
+        }
+        let done = *completed.borrow_and_update();
+        let mut newest = None;
+        while c.pending.front().is_some_and(|(id, _)| *id <= done) {
+            newest = c.pending.pop_front();
+        }
+        newest.map(|(id, positions)| CompletedCheckpoint { id, positions })
     }
 
     /// Emits a batch read from local split `split`, after which the split
@@ -167,6 +225,12 @@ impl SourceContext {
         }
         c.injected = id;
         let positions = c.positions.clone();
+        if c.completed.is_some() {
+            if c.pending.len() == MAX_PENDING {
+                c.pending.pop_front();
+            }
+            c.pending.push_back((id, positions.clone()));
+        }
         self.output.barrier(id, positions).await
     }
 
@@ -286,4 +350,112 @@ pub trait SourceFactory: Send + Sync {
 
     /// One line describing the source for `explain`.
     fn describe(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    /// Counts the barriers it is given.
+    struct Barriers(Arc<parking_lot::Mutex<Vec<u64>>>);
+
+    #[async_trait]
+    impl SourceOutput for Barriers {
+        async fn batch(&mut self, _split: usize, _batch: RecordBatch) -> Result<()> {
+            Ok(())
+        }
+
+        async fn barrier(&mut self, id: u64, _positions: Vec<SplitPosition>) -> Result<()> {
+            self.0.lock().push(id);
+            Ok(())
+        }
+    }
+
+    fn one_row() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))])
+            .expect("a valid batch")
+    }
+
+    fn position(p: &str) -> Vec<SplitPosition> {
+        vec![SplitPosition {
+            split: "t/0".into(),
+            position: p.into(),
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_completed_checkpoint_gives_the_positions_its_barrier_carried() -> Result<()> {
+        let barriers = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let mut ctx = SourceContext::new(
+            0,
+            1,
+            Box::new(Barriers(barriers.clone())),
+            Arc::new(OperatorMetrics::new("s", 0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (trigger, trigger_rx) = tokio::sync::watch::channel(0u64);
+        let (completed, completed_rx) = tokio::sync::watch::channel(0u64);
+        ctx.enable_checkpoints(trigger_rx, position("0"));
+        ctx.track_completion(completed_rx);
+        assert!(ctx.checkpointing());
+
+        ctx.emit_at(0, one_row(), 10).await?;
+        trigger.send(1).ok();
+        ctx.emit_at(0, one_row(), 20).await?; // barrier 1 at 20
+        ctx.emit_at(0, one_row(), 30).await?;
+        trigger.send(2).ok();
+        ctx.tick().await?; // barrier 2 at 30
+        trigger.send(3).ok();
+        ctx.emit_at(0, one_row(), 40).await?; // barrier 3 at 40
+        assert_eq!(*barriers.lock(), vec![1, 2, 3]);
+        assert_eq!(ctx.completed_checkpoint(), None, "nothing completed yet");
+
+        completed.send(1).ok();
+        let got = ctx.completed_checkpoint();
+        assert_eq!(
+            got,
+            Some(CompletedCheckpoint {
+                id: 1,
+                positions: position("20")
+            })
+        );
+        assert_eq!(ctx.completed_checkpoint(), None, "told once");
+
+        // 2 and 3 complete before the source looks: only the newest counts.
+        completed.send(2).ok();
+        completed.send(3).ok();
+        let got = ctx.completed_checkpoint();
+        assert_eq!(
+            got,
+            Some(CompletedCheckpoint {
+                id: 3,
+                positions: position("40")
+            })
+        );
+        assert_eq!(ctx.completed_checkpoint(), None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn without_tracking_no_completion_is_reported() -> Result<()> {
+        let barriers = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let mut ctx = SourceContext::new(
+            0,
+            1,
+            Box::new(Barriers(barriers.clone())),
+            Arc::new(OperatorMetrics::new("s", 0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        assert!(!ctx.checkpointing());
+        let (trigger, trigger_rx) = tokio::sync::watch::channel(0u64);
+        ctx.enable_checkpoints(trigger_rx, position("0"));
+        trigger.send(1).ok();
+        ctx.emit_at(0, one_row(), 5).await?;
+        assert_eq!(*barriers.lock(), vec![1]);
+        assert_eq!(ctx.completed_checkpoint(), None);
+        Ok(())
+    }
 }

@@ -216,8 +216,14 @@ pub struct KafkaOptions {
     /// Whether a source commits the offsets it emitted to the group
     /// (a group id is set and `'properties.enable.auto.commit'` is not `false`).
     pub commit_offsets: bool,
-    /// How often offsets are committed (`'properties.auto.commit.interval.ms'`).
+    /// How often offsets are committed (`'properties.auto.commit.interval.ms'`)
+    /// when the job runs without checkpoints.
     pub commit_interval: Duration,
+    /// With checkpoints, commit the offsets of each completed checkpoint
+    /// instead of every `commit_interval`
+    /// (`'properties.commit.offsets.on.checkpoint'`, default true, as
+    /// Flink's Kafka source).
+    pub commit_on_checkpoint: bool,
     /// The sink's delivery guarantee.
     pub delivery_guarantee: DeliveryGuarantee,
     /// `'sink.transactional-id-prefix'` (exactly-once sinks only).
@@ -332,6 +338,21 @@ impl KafkaOptions {
                 o.error("option 'properties.bootstrap.servers' is required for connector 'kafka'")
             })?;
         let group_id = properties.remove("group.id").filter(|g| !g.is_empty());
+        // A Flink Kafka source property, not a librdkafka one.
+        let commit_on_checkpoint = match properties.remove("commit.offsets.on.checkpoint") {
+            None => true,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(o.invalid(
+                        "properties.commit.offsets.on.checkpoint",
+                        &v,
+                        "'true' or 'false'",
+                    ))
+                }
+            },
+        };
         for (p, why) in MANAGED_PROPERTIES {
             if properties.contains_key(p) {
                 return Err(o.error(format!("option 'properties.{p}' cannot be set: {why}")));
@@ -599,6 +620,7 @@ impl KafkaOptions {
             startup_timeout,
             commit_offsets,
             commit_interval,
+            commit_on_checkpoint,
             delivery_guarantee,
             transactional_id_prefix,
             partitioner,
@@ -898,7 +920,27 @@ mod tests {
         assert!(matches!(o.format, KafkaFormat::Csv(ref c) if c.field_delimiter == b';'));
         let o = KafkaOptions::parse(&table(&[("format", "json"), ("properties.group.id", "g")]))?;
         assert_eq!(o.startup, StartupMode::GroupOffsets);
+        assert!(o.commit_on_checkpoint);
+        let o = KafkaOptions::parse(&table(&[
+            ("format", "json"),
+            ("properties.group.id", "g"),
+            ("properties.commit.offsets.on.checkpoint", "FALSE"),
+        ]))?;
+        assert!(!o.commit_on_checkpoint);
+        assert!(
+            !o.properties.contains_key("commit.offsets.on.checkpoint"),
+            "not passed to librdkafka"
+        );
         Ok(())
+    }
+
+    #[test]
+    fn commit_offsets_on_checkpoint_is_a_boolean() {
+        assert!(err(&[
+            ("format", "json"),
+            ("properties.commit.offsets.on.checkpoint", "sometimes")
+        ])
+        .contains("'properties.commit.offsets.on.checkpoint' = 'sometimes' is not valid for connector 'kafka': expected 'true' or 'false'"));
     }
 
     #[test]

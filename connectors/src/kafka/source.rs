@@ -49,6 +49,40 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// `positions` value of a split whose start offset is not resolved yet.
 const UNRESOLVED: i64 = i64::MIN;
 
+/// The offsets of the latest completed checkpoint, handed from the
+/// subtask to its reader thread, which commits them to the group (the
+/// consumer lives on that thread).
+struct CheckpointCommits {
+    /// Set when `offsets` holds offsets not committed yet.
+    ready: AtomicBool,
+    /// Per local split: the checkpointed next offset ([`UNRESOLVED`]: none).
+    offsets: Vec<AtomicI64>,
+}
+
+impl CheckpointCommits {
+    fn new(splits: usize) -> Self {
+        Self {
+            ready: AtomicBool::new(false),
+            offsets: (0..splits).map(|_| AtomicI64::new(UNRESOLVED)).collect(),
+        }
+    }
+
+    /// Stages the positions a completed checkpoint stored.
+    fn stage(&self, splits: &[TopicPartition], positions: &[SplitPosition]) {
+        for p in positions {
+            let Some(i) = splits.iter().position(|tp| tp.to_string() == p.split) else {
+                continue;
+            };
+            // A split whose start was not resolved is stored as the startup
+            // mode's name: nothing to commit for it.
+            if let Ok(offset) = p.position.parse::<i64>() {
+                self.offsets[i].store(offset, Ordering::Relaxed);
+            }
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
 /// Creates Kafka source subtasks for one table.
 pub struct KafkaSourceFactory {
     table: String,
@@ -198,12 +232,19 @@ impl Source for KafkaSource {
             reporter: Arc::new(Reporter::new(&self.table, Some(ctx.metrics().clone()))),
             stop: stop.clone(),
             subtask: self.subtask,
+            checkpoint_commits: (self.options.commit_offsets
+                && self.options.commit_on_checkpoint
+                && ctx.checkpointing())
+            .then(|| Arc::new(CheckpointCommits::new(self.splits.len()))),
         };
+        let checkpoint_commits = reader.checkpoint_commits.clone();
         let handle = std::thread::Builder::new()
             .name(format!("weir-kafka-{}-{}", self.table, self.subtask))
             .spawn(move || reader.run(tx))
             .map_err(|e| WeirError::io("starting a Kafka reader thread", e))?;
-        let result = self.receive(ctx, &mut rx, &stop).await;
+        let result = self
+            .receive(ctx, &mut rx, &stop, checkpoint_commits.as_deref())
+            .await;
         stop.store(true, Ordering::Relaxed);
         // Dropping the receiver unblocks a reader waiting to send.
         drop(rx);
@@ -280,11 +321,17 @@ impl KafkaSource {
         ctx: &mut SourceContext,
         rx: &mut mpsc::Receiver<Event>,
         stop: &AtomicBool,
+        checkpoint_commits: Option<&CheckpointCommits>,
     ) -> Result<()> {
         let mut failure = None;
         loop {
             if ctx.is_cancelled() {
                 stop.store(true, Ordering::Relaxed);
+            }
+            if let Some(commits) = checkpoint_commits {
+                if let Some(done) = ctx.completed_checkpoint() {
+                    commits.stage(&self.splits, &done.positions);
+                }
             }
             let event = match tokio::time::timeout(TICK, rx.recv()).await {
                 Err(_) => {
@@ -369,6 +416,9 @@ struct Reader {
     reporter: Arc<Reporter>,
     stop: Arc<AtomicBool>,
     subtask: usize,
+    /// With checkpoints (and a group to commit to): the offsets of
+    /// completed checkpoints, committed instead of the emitted ones.
+    checkpoint_commits: Option<Arc<CheckpointCommits>>,
 }
 
 impl Reader {
@@ -391,7 +441,15 @@ impl Reader {
             let _ = ack_rx.blocking_recv();
         }
         if let Some(consumer) = &consumer {
-            self.commit(consumer, CommitMode::Sync);
+            match &self.checkpoint_commits {
+                // At the end of a bounded input the emitted offsets are the
+                // final ones every later checkpoint stores; a cancelled or
+                // failed job leaves the group at its last checkpoint.
+                Some(c) if self.stop.load(Ordering::Relaxed) => {
+                    self.commit_checkpointed(consumer, c, CommitMode::Sync)
+                }
+                _ => self.commit(consumer, CommitMode::Sync),
+            }
         }
     }
 
@@ -687,11 +745,33 @@ impl Reader {
 
     /// Commits the emitted positions to the group (when asked to).
     fn commit(&self, consumer: &BaseConsumer<WeirConsumerContext>, mode: CommitMode) {
-        if !self.options.commit_offsets {
-            return;
+        if self.options.commit_offsets {
+            self.commit_offsets(consumer, &self.positions, mode);
         }
+    }
+
+    /// Commits the offsets of the latest completed checkpoint, if not
+    /// committed yet.
+    fn commit_checkpointed(
+        &self,
+        consumer: &BaseConsumer<WeirConsumerContext>,
+        commits: &CheckpointCommits,
+        mode: CommitMode,
+    ) {
+        if commits.ready.swap(false, Ordering::Acquire) {
+            self.commit_offsets(consumer, &commits.offsets, mode);
+        }
+    }
+
+    /// Commits `offsets` (one per local split) to the group.
+    fn commit_offsets(
+        &self,
+        consumer: &BaseConsumer<WeirConsumerContext>,
+        offsets: &[AtomicI64],
+        mode: CommitMode,
+    ) {
         let mut tpl = TopicPartitionList::new();
-        for (tp, p) in self.splits.iter().zip(self.positions.iter()) {
+        for (tp, p) in self.splits.iter().zip(offsets.iter()) {
             let p = p.load(Ordering::Relaxed);
             if p != UNRESOLVED && p >= 0 {
                 let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(p));
@@ -876,7 +956,16 @@ impl ReadState<'_> {
     /// probe that clears it once the broker answers again.
     fn housekeeping(&mut self) -> Result<()> {
         let now = Instant::now();
-        if self.reader.options.commit_offsets
+        if let Some(commits) = &self.reader.checkpoint_commits {
+            if commits.ready.load(Ordering::Acquire) {
+                if let Some(d) = &mut self.dead_letter {
+                    // Dead letters are delivered before offsets past them are committed.
+                    d.flush(&self.reader.stop)?;
+                }
+                self.reader
+                    .commit_checkpointed(self.consumer, commits, CommitMode::Async);
+            }
+        } else if self.reader.options.commit_offsets
             && now.duration_since(self.last_commit) >= self.reader.options.commit_interval
         {
             self.last_commit = now;

@@ -6,7 +6,7 @@ use crate::checkpoint::manifest::{latest_manifest, list_manifests};
 use crate::checkpoint::{CheckpointStorage, LocalStorage, Manifest};
 use crate::graph::{JobGraph, NodeKind, Partitioning};
 use crate::sink::SinkFactory;
-use crate::source::{Source, SourceFactory};
+use crate::source::{CompletedCheckpoint, Source, SourceFactory};
 use arrow::array::Int64Array;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parking_lot::Mutex;
@@ -30,6 +30,8 @@ struct SeqFactory {
     pause: Duration,
     fail_after: Option<u64>,
     emitted: Arc<AtomicUsize>,
+    /// The completed checkpoints the source was told of.
+    completions: Arc<Mutex<Vec<CompletedCheckpoint>>>,
 }
 
 impl SeqFactory {
@@ -40,6 +42,7 @@ impl SeqFactory {
             pause,
             fail_after: None,
             emitted: Arc::default(),
+            completions: Arc::default(),
         }
     }
 
@@ -99,6 +102,9 @@ impl Source for Seq {
             let b = RecordBatch::try_new(schema(), vec![Arc::new(k), Arc::new(v)])?;
             self.next += 1;
             ctx.emit_at(0, b, self.next).await?;
+            if let Some(done) = ctx.completed_checkpoint() {
+                self.f.completions.lock().push(done);
+            }
             self.f.emitted.fetch_add(1, Ordering::SeqCst);
             if self.f.fail_after == Some(self.next) {
                 return Err(WeirError::Source("injected failure".into()));
@@ -515,4 +521,51 @@ async fn a_sink_whose_input_ended_commits_at_the_next_checkpoint_not_at_the_job_
     let finished = |name: &str| m.nodes.iter().any(|n| n.node == name && n.finished);
     assert!(finished("a") && finished("out_a"), "{:?}", m.nodes);
     assert!(!finished("b") && !finished("out_b"), "{:?}", m.nodes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_learn_which_checkpoints_completed_with_the_positions_stored() {
+    // Both sources are told of completed checkpoints (as the Kafka source
+    // commits them to its group): each one they hear of is in storage
+    // with the very positions it was told, ids only grow, and the last
+    // ones come close to the end of the input.
+    let dir = tempfile::tempdir()
+        .map_err(|e| WeirError::io("tempdir", e))
+        .expect("tempdir");
+    let storage: Arc<dyn CheckpointStorage> =
+        Arc::new(LocalStorage::new(dir.path()).expect("storage"));
+    let a = SeqFactory::new(100, 10, Duration::from_millis(5));
+    let b = SeqFactory::new(100, 10, Duration::from_millis(5));
+    let rows = Rows::default();
+    let job = Job::new(
+        two_inputs(&a, &b, &rows, false),
+        config(&storage, 20, 64 * 1024),
+    )
+    .expect("job");
+    job.run().await.expect("run");
+    assert_eq!(*rows.0.lock(), expected(&a, &b));
+    for (name, f) in [("a", &a), ("b", &b)] {
+        let told = f.completions.lock().clone();
+        assert!(
+            told.len() >= 3,
+            "{name} was told of {} checkpoints",
+            told.len()
+        );
+        assert!(told.windows(2).all(|w| w[0].id < w[1].id), "{told:?}");
+        for c in &told {
+            let m = crate::checkpoint::manifest::read_manifest(storage.as_ref(), c.id)
+                .expect("read")
+                .unwrap_or_else(|| panic!("checkpoint {} is stored", c.id));
+            let node = m.nodes.iter().find(|n| n.node == name).expect("node");
+            assert_eq!(node.positions, c.positions, "{name}, checkpoint {}", c.id);
+        }
+        let last: u64 = told
+            .last()
+            .and_then(|c| c.positions[0].position.parse().ok())
+            .expect("a position");
+        assert!(
+            last >= 50,
+            "{name}: the last checkpoint it heard of is at {last}"
+        );
+    }
 }
