@@ -43,14 +43,17 @@
 //! first `--latency-warmup-seconds` (2) of production and before its last
 //! second: the producer's and consumer's start-up (metadata, first
 //! fetches) is then left out, and so are the windows that no event closes
-//! (flushed when the job is cancelled, 2 s after production ends).
+//! (flushed when the job is cancelled, 2 s after production ends). Unless
+//! `--no-raw`, a bare librdkafka consumer reads a live topic the same way
+//! first, timing each message by the `dateTime` in its JSON: the latency
+//! of the producer, the broker and the fetch without Weir.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::TimestampMillisecondType;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -479,24 +482,29 @@ struct LatencySink {
     offset_ms: i64,
 }
 
+impl LatencySink {
+    /// Records the rows whose times (column 0) are `times`, arrived `now`.
+    fn record(&self, times: impl Iterator<Item = i64>, now: i64) {
+        let from = self.steady_from.load(Ordering::Relaxed);
+        let until = self.steady_until.load(Ordering::Relaxed);
+        let (mut all, mut steady) = (self.all.lock(), self.steady.lock());
+        for t in times {
+            let made = t + self.offset_ms;
+            let us = ((now - made).max(0) as u64) * 1000;
+            all.saturating_record(us);
+            if made >= from && made <= until {
+                steady.saturating_record(us);
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Sink for LatencySubtask {
     async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
         let now = now_ms();
-        let from = self.0.steady_from.load(Ordering::Relaxed);
-        let until = self.0.steady_until.load(Ordering::Relaxed);
         let col = batch.column(0).as_primitive::<TimestampMillisecondType>();
-        let (mut all, mut steady) = (self.0.all.lock(), self.0.steady.lock());
-        for i in 0..col.len() {
-            if col.is_valid(i) {
-                let made = col.value(i) + self.0.offset_ms;
-                let us = ((now - made).max(0) as u64) * 1000;
-                all.saturating_record(us);
-                if made >= from && made <= until {
-                    steady.saturating_record(us);
-                }
-            }
-        }
+        self.0.record(col.iter().flatten(), now);
         Ok(())
     }
     async fn finish(&mut self) -> Result<()> {
@@ -518,6 +526,15 @@ impl SinkFactory for LatencySinks {
     }
 }
 
+/// A running reader of the live topic.
+enum Running {
+    Job(
+        weir_engine::runtime::CancelHandle,
+        tokio::task::JoinHandle<Result<()>>,
+    ),
+    Raw(std::thread::JoinHandle<Result<u64>>),
+}
+
 /// Latency of one run: rows and (p50, p99) in µs, over all rows and over
 /// the rows after the warm-up.
 struct Latency {
@@ -529,8 +546,68 @@ struct Latency {
     steady_p99: u64,
 }
 
-/// Runs `select` on a fresh topic while producing to it at `rate`.
-async fn latency_run(brokers: &str, args: &Args, select: &str, window: bool) -> Result<Latency> {
+/// What reads the live topic in a latency run.
+enum LiveReader<'a> {
+    /// A Weir job running this SELECT (`true`: column 0 is a window end).
+    Job(&'a str, bool),
+    /// A bare librdkafka consumer on its own thread, timing each message
+    /// by the `dateTime` in its JSON (as q0 times its rows): the latency
+    /// of the producer, the broker and the fetch alone.
+    Raw,
+}
+
+/// The event time in a bid's JSON (`"dateTime":"YYYY-MM-DD HH:MM:SS.fff"`),
+/// epoch ms.
+fn bid_time(payload: &[u8]) -> Option<i64> {
+    const KEY: &[u8] = b"\"dateTime\":\"";
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let text = std::str::from_utf8(payload.get(at..at + 23)?).ok()?;
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.3f")
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// Reads `topic` from the beginning until `stop`, recording each message's
+/// latency into `sink`.
+fn raw_live_consumer(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    fetch_wait_ms: u64,
+    sink: &LatencySink,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .set("group.id", "weir-bench-raw-live")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| WeirError::external("raw consumer", e))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| WeirError::external("tpl", e))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| WeirError::external("assign", e))?;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let now = now_ms();
+            if let Some(t) = m.payload().and_then(bid_time) {
+                sink.record(std::iter::once(t), now);
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Reads a fresh topic with `reader` while producing to it at `rate`.
+async fn latency_run(brokers: &str, args: &Args, reader: LiveReader<'_>) -> Result<Latency> {
+    let window = matches!(reader, LiveReader::Job(_, true));
     let topic = unique("live");
     weir_connectors::kafka::produce::ensure_topic(brokers, &topic, Some(args.partitions)).await?;
     let histogram = || {
@@ -545,21 +622,39 @@ async fn latency_run(brokers: &str, args: &Args, select: &str, window: bool) -> 
         steady_until: Arc::new(AtomicI64::new(i64::MIN)),
         offset_ms: if window { 3_999 } else { 0 },
     });
-    let sink = Arc::new(LatencySinks(latency.clone()));
-    let script = format!(
-        "{}
-         {select};",
-        kafka_table(args, brokers, &topic, "", "latest-offset")
-    );
-    let options = PlanOptions {
-        parallelism: 1,
-        select_sink: Some(sink),
-        ..PlanOptions::new()
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = match reader {
+        LiveReader::Job(select, _) => {
+            let sink = Arc::new(LatencySinks(latency.clone()));
+            let script = format!(
+                "{}
+                 {select};",
+                kafka_table(args, brokers, &topic, "", "latest-offset")
+            );
+            let options = PlanOptions {
+                parallelism: 1,
+                select_sink: Some(sink),
+                ..PlanOptions::new()
+            };
+            let planned = plan_script(&script, &options)?;
+            let job = Job::new(planned.graph, JobConfig::default())?;
+            let cancel = job.cancel_handle();
+            let handle = tokio::spawn(job.run());
+            Running::Job(cancel, handle)
+        }
+        LiveReader::Raw => {
+            let (b, t, l, st) = (
+                brokers.to_string(),
+                topic.clone(),
+                latency.clone(),
+                stop.clone(),
+            );
+            let (parts, wait) = (args.partitions, args.fetch_wait_ms);
+            Running::Raw(std::thread::spawn(move || {
+                raw_live_consumer(&b, &t, parts, wait, &l, &st)
+            }))
+        }
     };
-    let planned = plan_script(&script, &options)?;
-    let job = Job::new(planned.graph, JobConfig::default())?;
-    let cancel = job.cancel_handle();
-    let handle = tokio::spawn(job.run());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let start = now_ms();
     latency.steady_from.store(
@@ -596,10 +691,21 @@ async fn latency_run(brokers: &str, args: &Args, select: &str, window: bool) -> 
         .map_err(|e| WeirError::Internal(e.to_string()))?
         .map_err(|_| WeirError::Internal("producer thread panicked".into()))??;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    cancel.cancel();
-    handle
-        .await
-        .map_err(|e| WeirError::Internal(e.to_string()))??;
+    match running {
+        Running::Job(cancel, handle) => {
+            cancel.cancel();
+            handle
+                .await
+                .map_err(|e| WeirError::Internal(e.to_string()))??;
+        }
+        Running::Raw(thread) => {
+            stop.store(true, Ordering::Relaxed);
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| WeirError::Internal(e.to_string()))?
+                .map_err(|_| WeirError::Internal("raw consumer thread panicked".into()))??;
+        }
+    }
     let _ = report;
     let (all, steady) = (latency.all.lock(), latency.steady.lock());
     Ok(Latency {
@@ -765,12 +871,25 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
             args.latency_seconds.saturating_sub(1)
         );
         println!("|---|---:|---:|---:|---:|---:|---:|");
+        if args.raw {
+            eprintln!("latency run raw consumer…");
+            let l = latency_run(brokers, args, LiveReader::Raw).await?;
+            println!(
+                "| raw consumer (no Weir) | {} | {} | {} | {} | {} | {} |",
+                l.rows,
+                fmt_us(l.p50),
+                fmt_us(l.p99),
+                l.steady_rows,
+                fmt_us(l.steady_p50),
+                fmt_us(l.steady_p99)
+            );
+        }
         for (name, what, _, select, window) in QUERIES {
             if name == "q1" || (!args.only.is_empty() && !args.only.iter().any(|o| o == name)) {
                 continue;
             }
             eprintln!("latency run {name}…");
-            let l = latency_run(brokers, args, select, window).await?;
+            let l = latency_run(brokers, args, LiveReader::Job(select, window)).await?;
             println!(
                 "| {name} ({what}) | {} | {} | {} | {} | {} | {} |",
                 l.rows,
