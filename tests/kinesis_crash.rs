@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use crash_support::{
     checkpoints, committed_rows, every_sequence_number_once, kill_settings, latest_checkpoint,
-    per_account, signal, weir, write, Lcg,
+    newest_checkpoint, per_account, signal, weir, write, Lcg,
 };
 use kinesis_support::{client, create_stream, emulator, put, unique_stream, wait_active, Kind};
 
@@ -349,19 +349,6 @@ fn wait_for_read_position(ckpt: &Path, child: &mut Child) -> u64 {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The id of the newest complete checkpoint in `dir` (its manifest is
-/// written last, atomically).
-fn newest_checkpoint(dir: &Path) -> Option<u64> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let id = e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok()?;
-            e.path().join("manifest.json").is_file().then_some(id)
-        })
-        .max()
 }
 
 /// Kills a run that must still be running; a run that ended by itself

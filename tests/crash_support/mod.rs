@@ -153,3 +153,16 @@ pub fn latest_checkpoint(listing: &str) -> Option<u64> {
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .max()
 }
+
+/// The id of the newest complete checkpoint in `dir` (its manifest is
+/// written last, atomically).
+pub fn newest_checkpoint(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let id = e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok()?;
+            e.path().join("manifest.json").is_file().then_some(id)
+        })
+        .max()
+}

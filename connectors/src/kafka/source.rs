@@ -596,7 +596,11 @@ impl Reader {
                         self.table
                     );
                 }
-                out.push(o.clamp(low, high.max(low)));
+                // Resumed exactly where the checkpoint says, also past the
+                // end the broker reports: that end can lag behind what was
+                // already read (tansu's does right after writes), and
+                // starting there would read those messages a second time.
+                out.push(o.max(low));
                 continue;
             }
             let committed_here = committed.as_ref().and_then(|c| c[i]);
