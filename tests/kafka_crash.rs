@@ -30,7 +30,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crash_support::{committed_rows, kill_settings, newest_checkpoint, weir, write, Lcg};
+use crash_support::{
+    committed_rows, kill_one_life, kill_settings, newest_checkpoint, weir, write, Lcg,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use weir_connectors::kafka::produce::{produce_nexmark, ProduceNexmark};
@@ -230,40 +232,18 @@ fn killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run() {
     while killed < kills {
         let latest = newest_checkpoint(&ckpt).unwrap_or(0);
         resumed_from.push(latest);
-        let mut child = run()
+        let child = run()
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn weir");
         if killed % 4 == 3 {
             early += 1;
-            std::thread::sleep(Duration::from_millis(rng.next_in(20, 400)));
-        } else {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while newest_checkpoint(&ckpt).unwrap_or(0) <= latest
-                && child.try_wait().expect("try_wait").is_none()
-            {
-                assert!(Instant::now() < deadline, "no checkpoint within 60 s");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            std::thread::sleep(Duration::from_millis(rng.next_in(300, 1500)));
         }
-        match child.try_wait().expect("try_wait") {
-            None => {
-                child.kill().expect("SIGKILL");
-                let _ = child.wait();
-                killed += 1;
-            }
-            Some(status) => {
-                let out = child.wait_with_output().expect("output");
-                assert!(
-                    status.success(),
-                    "weir failed after {killed} kills: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                break;
-            }
+        if !kill_one_life(child, &ckpt, latest, killed, &mut rng, (300, 1500)) {
+            break;
         }
+        killed += 1;
     }
     let committed_so_far = committed_rows(&crash_out).len();
     let kafka_so_far: usize = tansu_support::committed_view(&bootstrap, &output, 2)

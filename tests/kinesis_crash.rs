@@ -58,8 +58,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::ShardIteratorType;
 use crash_support::{
-    checkpoints, committed_rows, every_sequence_number_once, kill_settings, latest_checkpoint,
-    newest_checkpoint, per_account, signal, weir, write, Lcg,
+    checkpoints, committed_rows, every_sequence_number_once, kill_one_life, kill_settings,
+    latest_checkpoint, newest_checkpoint, per_account, signal, weir, write, Lcg,
 };
 use kinesis_support::{client, create_stream, emulator, put, unique_stream, wait_active, Kind};
 
@@ -476,36 +476,21 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
     while killed < kills {
         let latest = newest_checkpoint(&ckpt);
         resumed_from.push(latest.unwrap_or(0));
-        let mut child = spawn(&mut run());
+        let child = spawn(&mut run());
         if killed % 4 == 3 {
             early += 1;
-            std::thread::sleep(Duration::from_millis(rng.next_in(20, 400)));
-        } else {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while newest_checkpoint(&ckpt) <= latest
-                && child.try_wait().expect("try_wait").is_none()
-            {
-                assert!(Instant::now() < deadline, "no checkpoint within 60 s");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            std::thread::sleep(Duration::from_millis(rng.next_in(0, 400)));
         }
-        match child.try_wait().expect("try_wait") {
-            None => {
-                child.kill().expect("SIGKILL");
-                let _ = child.wait();
-                killed += 1;
-            }
-            Some(status) => {
-                let out = child.wait_with_output().expect("output");
-                assert!(
-                    status.success(),
-                    "weir failed after {killed} kills: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                break;
-            }
+        if !kill_one_life(
+            child,
+            &ckpt,
+            latest.unwrap_or(0),
+            killed,
+            &mut rng,
+            (0, 400),
+        ) {
+            break;
         }
+        killed += 1;
     }
     eprintln!(
         "kinesis crash test: {killed} kills ({early} early) in {:.1}s; runs resumed from \

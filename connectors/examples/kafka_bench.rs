@@ -324,18 +324,18 @@ struct Measured {
     threads: Vec<(String, Duration)>,
 }
 
-/// Polls every message of the topic on this thread.
-fn raw_consumer(
+/// A bare consumer assigned every partition of `topic` from the beginning.
+fn raw_assigned(
     brokers: &str,
     topic: &str,
     partitions: i32,
-    total: u64,
     fetch_wait_ms: u64,
-) -> Result<Measured> {
+    group: &str,
+) -> Result<BaseConsumer> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .set("group.id", "weir-bench-raw")
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
         .map_err(|e| WeirError::external("raw consumer", e))?;
@@ -347,6 +347,18 @@ fn raw_consumer(
     consumer
         .assign(&tpl)
         .map_err(|e| WeirError::external("assign", e))?;
+    Ok(consumer)
+}
+
+/// Polls every message of the topic on this thread.
+fn raw_consumer(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    total: u64,
+    fetch_wait_ms: u64,
+) -> Result<Measured> {
+    let consumer = raw_assigned(brokers, topic, partitions, fetch_wait_ms, "weir-bench-raw")?;
     let (t, c, th) = (Instant::now(), cpu_time(), ThreadSampler::start());
     let mut n = 0u64;
     let mut bytes = 0usize;
@@ -577,21 +589,13 @@ fn raw_live_consumer(
     sink: &LatencySink,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<u64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .set("group.id", "weir-bench-raw-live")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| WeirError::external("raw consumer", e))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(|e| WeirError::external("tpl", e))?;
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| WeirError::external("assign", e))?;
+    let consumer = raw_assigned(
+        brokers,
+        topic,
+        partitions,
+        fetch_wait_ms,
+        "weir-bench-raw-live",
+    )?;
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {

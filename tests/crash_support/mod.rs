@@ -166,3 +166,54 @@ pub fn newest_checkpoint(dir: &Path) -> Option<u64> {
         })
         .max()
 }
+
+/// One life of a crash run: `child` resumed from checkpoint `latest` (in
+/// `ckpt`). Every fourth life (`life % 4 == 3`) is killed at a random
+/// moment of its first 0.4 s (often while it restores); the others at a
+/// random moment `after_ms` after their own first checkpoint, so that the
+/// progress of a life does not depend on how long the binary takes to
+/// start. Returns `true` when the child was killed, `false` when it had
+/// ended by itself (successfully: a failure fails the test with its
+/// stderr).
+pub fn kill_one_life(
+    mut child: Child,
+    ckpt: &Path,
+    latest: u64,
+    life: u64,
+    rng: &mut Lcg,
+    after_ms: (u64, u64),
+) -> bool {
+    if life % 4 == 3 {
+        std::thread::sleep(std::time::Duration::from_millis(rng.next_in(20, 400)));
+    } else {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while newest_checkpoint(ckpt).unwrap_or(0) <= latest
+            && child.try_wait().expect("try_wait").is_none()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(
+            rng.next_in(after_ms.0, after_ms.1),
+        ));
+    }
+    match child.try_wait().expect("try_wait") {
+        None => {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+            true
+        }
+        Some(status) => {
+            let out = child.wait_with_output().expect("output");
+            assert!(
+                status.success(),
+                "weir failed after {life} kills: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+    }
+}
