@@ -4,11 +4,16 @@
 #
 #   .ci/tansu.sh install   install ~/.cargo/bin/tansu when missing or not
 #                          yet patched: tansu 0.6.0 (--features dynostore)
-#                          from crates.io sources with .ci/tansu/end-txn.patch
-#                          applied (tansu 0.6.0 has no EndTxn route, so
-#                          transactional producers could neither commit nor
-#                          abort; the patch routes EndTxn to tansu's own
-#                          Storage::txn_end). 10-15 min cold on 2 cores.
+#                          from crates.io sources with two patches:
+#                          .ci/tansu/end-txn.patch (tansu 0.6.0 has no EndTxn
+#                          route, so transactional producers could neither
+#                          commit nor abort; the patch routes EndTxn to
+#                          tansu's own Storage::txn_end) and
+#                          .ci/tansu/storage-offsets.patch (a Fetch at an
+#                          offset inside a record batch skipped the rest of
+#                          that batch, and ListOffsets' latest offset was the
+#                          last batch's base offset + 1; both now as Kafka).
+#                          10-15 min cold on 2 cores.
 #   .ci/tansu.sh start     start one on a free loopback port; prints
 #                          WEIR_TANSU_BOOTSTRAP=127.0.0.1:<port>
 #   .ci/tansu.sh env       prints that line again for the running broker
@@ -62,11 +67,11 @@ free_port() {
 case "${1:-}" in
   install)
     here="$(cd "$(dirname "$0")" && pwd)"
-    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn"
+    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn-storage-offsets"
     if bin=$(tansu_bin) && { [ -n "${TANSU:-}" ] || [ -f "$stamp" ]; }; then
       echo "tansu.sh: $bin present ($("$bin" --version 2>/dev/null || echo unknown version))"
     else
-      echo "tansu.sh: building tansu 0.6.0 with EndTxn (.ci/tansu/end-txn.patch; 10-15 min cold)"
+      echo "tansu.sh: building tansu 0.6.0 with .ci/tansu/end-txn.patch and storage-offsets.patch (10-15 min cold)"
       work="$(mktemp -d)"
       # A throwaway package depending on tansu 0.6.0: `cargo fetch` brings
       # every crate of the build into cargo's cache, tansu's and
@@ -76,12 +81,13 @@ case "${1:-}" in
       : >"$work/fetch/src/lib.rs"
       (cd "$work/fetch" && cargo fetch -q)
       cache="${CARGO_HOME:-$HOME/.cargo}/registry/cache"
-      for c in tansu-0.6.0 tansu-broker-0.6.0; do
+      for c in tansu-0.6.0 tansu-broker-0.6.0 tansu-storage-0.6.0; do
         crate=$(ls "$cache"/*/"$c.crate" | head -1)
         tar xzf "$crate" -C "$work"
       done
       patch -p1 -d "$work/tansu-broker-0.6.0" <"$here/tansu/end-txn.patch"
-      printf '\n[patch.crates-io]\ntansu-broker = { path = "../tansu-broker-0.6.0" }\n' >>"$work/tansu-0.6.0/Cargo.toml"
+      patch -p1 -d "$work/tansu-storage-0.6.0" <"$here/tansu/storage-offsets.patch"
+      printf '\n[patch.crates-io]\ntansu-broker = { path = "../tansu-broker-0.6.0" }\ntansu-storage = { path = "../tansu-storage-0.6.0" }\n' >>"$work/tansu-0.6.0/Cargo.toml"
       # tansu's own Cargo.lock pins the build; only the patched crate is re-locked.
       # $WEIR_TANSU_TARGET keeps the build's target dir for a later rebuild.
       target="${WEIR_TANSU_TARGET:-$work/target}"
@@ -91,7 +97,7 @@ case "${1:-}" in
       mv -f "$HOME/.cargo/bin/.tansu.new" "$HOME/.cargo/bin/tansu"
       touch "$stamp"
       rm -rf "$work"
-      echo "tansu.sh: installed $HOME/.cargo/bin/tansu (0.6.0 + EndTxn)"
+      echo "tansu.sh: installed $HOME/.cargo/bin/tansu (0.6.0 + EndTxn + log offsets)"
     fi
     ;;
   start)

@@ -132,18 +132,13 @@ fn group_offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<Option<i64>> 
         .collect()
 }
 
-/// Ignored: on 2026-11-23 (tansu 0.6), after the fix below, 1 of 9 runs
-/// failed (8 of them with a second file output in place of the Kafka one,
-/// the failing run among those): two windows that fired soon after a
-/// restart lacked a few rows (19 of 920 and 4 of 920), with no late rows
-/// dropped (a temporary log of late drops stayed empty). With the file
-/// output alone it passed 3 of 3. The root cause is not found. Before the
-/// fix, restored sources clamped their checkpointed offsets to the log end
-/// tansu reported, which lags behind what was already read: they re-read
-/// messages, and windows got too many rows (failures in about half the
-/// runs).
+/// It found two bugs on the way (both fixed): restored sources clamped
+/// their checkpointed offsets to the log end the broker reported (tansu's
+/// was short of the real end), so restarts re-read messages; and tansu
+/// answered a Fetch at an offset inside a record batch with the batches
+/// after it, so a source resumed mid-batch lost the rest of that batch
+/// (`.ci/tansu/storage-offsets.patch`).
 #[test]
-#[ignore = "failed 1 of 9 runs: rows missing from a window after restarts (under investigation)"]
 fn killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run() {
     let test = "killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run";
     let Some(broker) = tansu_support::broker(test).expect("a tansu broker") else {

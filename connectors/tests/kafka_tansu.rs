@@ -157,3 +157,56 @@ async fn tansu_group_offsets_and_bounded_reads() -> Result<()> {
     );
     Ok(())
 }
+
+/// A source started at an offset inside a record batch reads from that
+/// offset: the broker returns the batch that holds it and the consumer
+/// skips the records before it; and a bounded read to the latest offset
+/// reads the whole batch. (tansu 0.6 returned only the batches after the
+/// offset, skipping the rest of its batch, so a job resumed from a
+/// checkpoint lost messages; and its latest offset was the last batch's
+/// base offset + 1. `.ci/tansu/storage-offsets.patch` fixes both; this
+/// test keeps the fixes in place.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_a_start_inside_a_record_batch_reads_from_there() -> Result<()> {
+    let Some(b) = broker("tansu_a_start_inside_a_record_batch_reads_from_there")? else {
+        return Ok(());
+    };
+    let topic = unique("in-batch");
+    ensure_topic(&b.bootstrap, &topic, Some(1)).await?;
+    // Ten messages sent together: one record batch.
+    let msgs: Vec<Msg> = (0..10)
+        .map(|i| Msg::value(format!(r#"{{"id": {i}}}"#)))
+        .collect();
+    produce(&b.bootstrap, &topic, 0, &msgs)?;
+    for start in [4, 9] {
+        let offsets = format!("partition:0,offset:{start}");
+        let (ids, pos) = read_ids(
+            &b.bootstrap,
+            &topic,
+            &[
+                ("scan.startup.mode", "specific-offsets"),
+                ("scan.startup.specific-offsets", &offsets),
+                ("scan.bounded.mode", "specific-offsets"),
+                ("scan.bounded.specific-offsets", "partition:0,offset:10"),
+            ],
+        )
+        .await?;
+        assert_eq!(
+            ids,
+            (start..10).collect::<Vec<i64>>(),
+            "from offset {start}"
+        );
+        assert_eq!(pos, vec![(format!("{topic}/0"), "10".to_string())]);
+    }
+    let (ids, _) = read_ids(
+        &b.bootstrap,
+        &topic,
+        &[
+            ("scan.startup.mode", "earliest-offset"),
+            ("scan.bounded.mode", "latest-offset"),
+        ],
+    )
+    .await?;
+    assert_eq!(ids, (0..10).collect::<Vec<i64>>(), "to the latest offset");
+    Ok(())
+}
