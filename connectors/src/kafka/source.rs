@@ -597,9 +597,10 @@ impl Reader {
                     );
                 }
                 // Resumed exactly where the checkpoint says, also past the
-                // end the broker reports: that end can lag behind what was
-                // already read (tansu's does right after writes), and
-                // starting there would read those messages a second time.
+                // end the broker reports: a reported end can be short of
+                // what was already read (unpatched tansu 0.6 reports the
+                // last record batch's base offset + 1), and starting there
+                // would read those messages a second time.
                 out.push(o.max(low));
                 continue;
             }
