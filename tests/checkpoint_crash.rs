@@ -31,7 +31,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crash_support::{
-    committed_rows, every_sequence_number_once, kill_settings, kill_settings_from, weir, write, Lcg,
+    checkpointed_run, committed_rows, every_sequence_number_once, kill_settings,
+    kill_settings_from, weir, write, Lcg,
 };
 
 fn job_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
@@ -329,21 +330,7 @@ fn crash_test_with(
         crash_sql.push_str(&k.statements);
     }
     let sql = write(&tmp.path().join("crash.sql"), &crash_sql);
-    let run = || {
-        let mut c = weir();
-        c.args([
-            "run",
-            "--quiet",
-            "-p",
-            "2",
-            "--checkpoint-interval",
-            "200ms",
-        ])
-        .arg("--checkpoint-dir")
-        .arg(&ckpt)
-        .arg(&sql);
-        c
-    };
+    let run = || checkpointed_run(&ckpt, &sql, "200ms");
     let mut rng = Lcg(seed);
     let mut killed = 0;
     let started = Instant::now();

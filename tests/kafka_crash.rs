@@ -31,7 +31,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crash_support::{
-    committed_rows, kill_one_life, kill_settings, newest_checkpoint, weir, write, Lcg,
+    checkpointed_run, committed_rows, kill_one_life, kill_settings, newest_checkpoint,
+    report_row_diff, weir, write, Lcg,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -212,21 +213,7 @@ fn killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run() {
             Some((&output, &prefix)),
         ),
     );
-    let run = || {
-        let mut c = weir();
-        c.args([
-            "run",
-            "--quiet",
-            "-p",
-            "2",
-            "--checkpoint-interval",
-            "200ms",
-        ])
-        .arg("--checkpoint-dir")
-        .arg(&ckpt)
-        .arg(&sql);
-        c
-    };
+    let run = || checkpointed_run(&ckpt, &sql, "200ms");
     // Runs killed at random moments, each resuming from the latest
     // checkpoint: every fourth at any moment of its first 0.4 s (often
     // while it restores), the others at a random moment 0.3-1.5 s after
@@ -331,13 +318,7 @@ fn killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run() {
         expected.len(),
         got.len()
     );
-    if got != expected {
-        let (g, e): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
-            (got.iter().collect(), expected.iter().collect());
-        let missing: Vec<_> = e.difference(&g).take(5).collect();
-        let extra: Vec<_> = g.difference(&e).take(5).collect();
-        eprintln!("{test}: missing from the crash run {missing:?}; not in the reference {extra:?}");
-    }
+    report_row_diff(&format!("{test}: files"), &got, &expected);
     assert_eq!(got.len(), expected.len(), "file row counts differ");
     assert!(
         got == expected,
@@ -352,13 +333,7 @@ fn killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run() {
         rows.extend(log.committed.iter().map(|r| r.text()));
     }
     rows.sort();
-    if rows != expected {
-        let (g, e): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
-            (rows.iter().collect(), expected.iter().collect());
-        let missing: Vec<_> = e.difference(&g).take(5).collect();
-        let extra: Vec<_> = g.difference(&e).take(5).collect();
-        eprintln!("{test}: kafka: missing {missing:?}; not in the reference {extra:?}");
-    }
+    report_row_diff(&format!("{test}: kafka"), &rows, &expected);
     assert_eq!(rows.len(), expected.len(), "kafka row count");
     let first_diff = rows.iter().zip(&expected).position(|(a, b)| a != b);
     assert_eq!(

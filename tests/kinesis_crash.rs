@@ -58,8 +58,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::ShardIteratorType;
 use crash_support::{
-    checkpoints, committed_rows, every_sequence_number_once, kill_one_life, kill_settings,
-    latest_checkpoint, newest_checkpoint, per_account, signal, weir, write, Lcg,
+    checkpointed_run, checkpoints, committed_rows, every_sequence_number_once, kill_one_life,
+    kill_settings, latest_checkpoint, newest_checkpoint, per_account, signal, weir, write, Lcg,
 };
 use kinesis_support::{client, create_stream, emulator, put, unique_stream, wait_active, Kind};
 
@@ -403,21 +403,7 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
         &tmp.path().join("crash.sql"),
         &job_sql(&emu.endpoint, &stream, &crash_out),
     );
-    let run = || {
-        let mut c = weir();
-        c.args([
-            "run",
-            "--quiet",
-            "-p",
-            "2",
-            "--checkpoint-interval",
-            "100ms",
-        ])
-        .arg("--checkpoint-dir")
-        .arg(&ckpt)
-        .arg(&sql);
-        c
-    };
+    let run = || checkpointed_run(&ckpt, &sql, "100ms");
     let spawn = |c: &mut Command| {
         c.stdout(Stdio::null())
             .stderr(Stdio::piped())

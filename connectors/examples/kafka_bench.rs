@@ -538,6 +538,21 @@ impl SinkFactory for LatencySinks {
     }
 }
 
+impl Latency {
+    /// The run's line of the latency table.
+    fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            self.rows,
+            fmt_us(self.p50),
+            fmt_us(self.p99),
+            self.steady_rows,
+            fmt_us(self.steady_p50),
+            fmt_us(self.steady_p99)
+        )
+    }
+}
+
 /// A running reader of the live topic.
 enum Running {
     Job(
@@ -878,15 +893,7 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
         if args.raw {
             eprintln!("latency run raw consumer…");
             let l = latency_run(brokers, args, LiveReader::Raw).await?;
-            println!(
-                "| raw consumer (no Weir) | {} | {} | {} | {} | {} | {} |",
-                l.rows,
-                fmt_us(l.p50),
-                fmt_us(l.p99),
-                l.steady_rows,
-                fmt_us(l.steady_p50),
-                fmt_us(l.steady_p99)
-            );
+            println!("{}", l.row("raw consumer (no Weir)"));
         }
         for (name, what, _, select, window) in QUERIES {
             if name == "q1" || (!args.only.is_empty() && !args.only.iter().any(|o| o == name)) {
@@ -894,15 +901,7 @@ async fn bench(brokers: &str, args: &Args) -> Result<()> {
             }
             eprintln!("latency run {name}…");
             let l = latency_run(brokers, args, LiveReader::Job(select, window)).await?;
-            println!(
-                "| {name} ({what}) | {} | {} | {} | {} | {} | {} |",
-                l.rows,
-                fmt_us(l.p50),
-                fmt_us(l.p99),
-                l.steady_rows,
-                fmt_us(l.steady_p50),
-                fmt_us(l.steady_p99)
-            );
+            println!("{}", l.row(&format!("{name} ({what})")));
         }
     }
     Ok(())

@@ -26,6 +26,18 @@ fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]))
 }
 
+/// Writes ids `p * 1000 + 0..40` to partition `p` of topic `t`, for
+/// partitions 0 and 1.
+fn produce_ids(bootstrap: &str) -> Result<()> {
+    for p in 0..2i64 {
+        let values: Vec<String> = (0..40)
+            .map(|i| format!(r#"{{"id": {}}}"#, p * 1000 + i))
+            .collect();
+        produce_values(bootstrap, "t", p as i32, &values)?;
+    }
+    Ok(())
+}
+
 /// What a checkpointed source run saw: ids emitted before the first
 /// barrier, ids after it, and the positions the barrier carried.
 #[derive(Default)]
@@ -123,12 +135,7 @@ async fn run_checkpointed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_resumes_exactly_after_the_checkpointed_offsets() -> Result<()> {
     let m = mock(1, &[("t", 2)])?;
-    for p in 0..2i64 {
-        let values: Vec<String> = (0..40)
-            .map(|i| format!(r#"{{"id": {}}}"#, p * 1000 + i))
-            .collect();
-        produce_values(&m.bootstrap, "t", p as i32, &values)?;
-    }
+    produce_ids(&m.bootstrap)?;
     let mut all: Vec<i64> = (0..40).chain(1000..1040).collect();
     all.sort_unstable();
     let opts = kafka_options(
@@ -220,12 +227,7 @@ fn group_offsets(bootstrap: &str, group: &str, partitions: i32) -> Result<Vec<Op
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_offsets_are_committed_on_checkpoint_completion() -> Result<()> {
     let m = mock(1, &[("t", 2)])?;
-    for p in 0..2i64 {
-        let values: Vec<String> = (0..40)
-            .map(|i| format!(r#"{{"id": {}}}"#, p * 1000 + i))
-            .collect();
-        produce_values(&m.bootstrap, "t", p as i32, &values)?;
-    }
+    produce_ids(&m.bootstrap)?;
     let opts = kafka_options(
         &m.bootstrap,
         "t",

@@ -12,7 +12,7 @@ use datafusion_physical_expr::create_physical_expr;
 use datafusion_sql::planner::{PlannerContext, SqlToRel};
 use weir_connectors::{ConnectorRegistry, MetadataColumn, TableDescriptor};
 use weir_dialect::ColumnDef;
-use weir_engine::graph::{NodeKind, Partitioning};
+use weir_engine::graph::NodeKind;
 use weir_engine::operator::Operator;
 use weir_engine::sink::SinkFactory;
 use weir_engine::{Result, WeirError};
@@ -82,7 +82,12 @@ impl<'a> SourceTablePlanner<'a> {
     /// (`read`, indices in the declared columns) nor the watermark reads.
     /// None when the table has computed columns (their inputs are not
     /// worked out) or when everything is read.
-    fn unread_columns(&self, table: &TableDef, read: Option<&[usize]>) -> Result<Vec<String>> {
+    fn unread_columns(
+        &self,
+        table: &TableDef,
+        read: Option<&[usize]>,
+        watermark: Option<&Expr>,
+    ) -> Result<Vec<String>> {
         let Some(read) = read else {
             return Ok(Vec::new());
         };
@@ -98,16 +103,7 @@ impl<'a> SourceTablePlanner<'a> {
             .iter()
             .filter_map(|&i| table.schema.fields().get(i).map(|f| f.name().clone()))
             .collect();
-        if let Some(wm) = &table.ddl.watermark {
-            let line = table.ddl.line;
-            let full_df =
-                DFSchema::try_from_qualified_schema(table.ddl.name.as_str(), &table.schema)
-                    .map_err(|e| WeirError::Plan(format!("line {line}: {e}")))?;
-            let e = SqlToRel::new(self.catalog)
-                .sql_to_expr(wm.expr.clone(), &full_df, &mut PlannerContext::new())
-                .map_err(|e| {
-                    WeirError::Plan(format!("line {line}: WATERMARK FOR {}: {e}", wm.column))
-                })?;
+        if let (Some(wm), Some(e)) = (&table.ddl.watermark, watermark) {
             needed.push(wm.column.clone());
             needed.extend(e.column_refs().into_iter().map(|c| c.name.clone()));
         }
@@ -160,8 +156,23 @@ impl<'a> SourceTablePlanner<'a> {
         let line = table.ddl.line;
         let name = &table.ddl.name;
         let perr = |m: String| WeirError::Plan(format!("line {line}: table {name}: {m}"));
+        let full_df = Arc::new(
+            DFSchema::try_from_qualified_schema(name.as_str(), &table.schema)
+                .map_err(|e| perr(e.to_string()))?,
+        );
+        let planner = SqlToRel::new(self.catalog);
+        // The watermark expression, planned once: its columns are read
+        // (projection push-down) and it drives the assigner.
+        let watermark = match &table.ddl.watermark {
+            Some(wm) => Some(
+                planner
+                    .sql_to_expr(wm.expr.clone(), &full_df, &mut PlannerContext::new())
+                    .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?,
+            ),
+            None => None,
+        };
         let mut descriptor = self.descriptor(table)?;
-        descriptor.unread = self.unread_columns(table, read)?;
+        descriptor.unread = self.unread_columns(table, read, watermark.as_ref())?;
         let source_schema = descriptor.source_schema();
         let factory = self
             .registry
@@ -179,12 +190,7 @@ impl<'a> SourceTablePlanner<'a> {
             DFSchema::try_from_qualified_schema(name.as_str(), &source_schema)
                 .map_err(|e| perr(e.to_string()))?,
         );
-        let full_df = Arc::new(
-            DFSchema::try_from_qualified_schema(name.as_str(), &table.schema)
-                .map_err(|e| perr(e.to_string()))?,
-        );
         let mut stream = Stream::new(node, physical_df.clone(), parallelism);
-        let planner = SqlToRel::new(self.catalog);
         // Computed columns: project physical -> declared columns.
         let computed = table
             .ddl
@@ -217,10 +223,7 @@ impl<'a> SourceTablePlanner<'a> {
         }
         stream.schema = full_df.clone();
         // Watermark assigner, chained to the source.
-        if let Some(wm) = &table.ddl.watermark {
-            let e = planner
-                .sql_to_expr(wm.expr.clone(), &full_df, &mut PlannerContext::new())
-                .map_err(|e| perr(format!("WATERMARK FOR {}: {e}", wm.column)))?;
+        if let (Some(wm), Some(e)) = (&table.ddl.watermark, watermark) {
             let e = coerce(
                 cast(e, DataType::Timestamp(TimeUnit::Millisecond, None)),
                 &full_df,
@@ -251,7 +254,6 @@ impl<'a> SourceTablePlanner<'a> {
                 Ok(Box::new(WatermarkAssigner::new(physical.clone(), idle)))
             });
             let schema = stream.schema.clone();
-            let _ = Partitioning::Forward;
             stream = lowerer.add_operator(&stream, "watermark", description, schema, factory);
         }
         Ok(stream)

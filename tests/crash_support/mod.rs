@@ -217,3 +217,52 @@ pub fn kill_one_life(
         }
     }
 }
+
+/// `weir run --quiet -p 2` of `sql` with checkpoints every `interval`
+/// (e.g. `200ms`) in `ckpt`: one run of a crash test.
+pub fn checkpointed_run(ckpt: &Path, sql: &Path, interval: &str) -> Command {
+    let mut c = weir();
+    c.args([
+        "run",
+        "--quiet",
+        "-p",
+        "2",
+        "--checkpoint-interval",
+        interval,
+    ])
+    .arg("--checkpoint-dir")
+    .arg(ckpt)
+    .arg(sql);
+    c
+}
+
+/// Prints, when `got` (sorted rows) differs from `expected`, up to five
+/// rows on each side that the other has fewer times: what a failed
+/// comparison needs to be looked into.
+pub fn report_row_diff(what: &str, got: &[String], expected: &[String]) {
+    if got == expected {
+        return;
+    }
+    fn count(rows: &[String]) -> BTreeMap<&str, i64> {
+        let mut m: BTreeMap<&str, i64> = BTreeMap::new();
+        for r in rows {
+            *m.entry(r.as_str()).or_default() += 1;
+        }
+        m
+    }
+    let (g, e) = (count(got), count(expected));
+    let short = |a: &BTreeMap<&str, i64>, b: &BTreeMap<&str, i64>| -> Vec<String> {
+        a.iter()
+            .filter_map(|(r, n)| {
+                let more = n - b.get(r).copied().unwrap_or(0);
+                (more > 0).then(|| format!("{more}× {r}"))
+            })
+            .take(5)
+            .collect()
+    };
+    eprintln!(
+        "{what}: missing {:?}; extra {:?}",
+        short(&e, &g),
+        short(&g, &e)
+    );
+}

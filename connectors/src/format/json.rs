@@ -522,14 +522,9 @@ impl KeyPattern {
             padded[i] = b;
             mask[i] = 0xff;
         }
-        let word = |a: &[u8; 16], half: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&a[half * 8..half * 8 + 8]);
-            u64::from_le_bytes(w)
-        };
         Self {
-            words: [word(&padded, 0), word(&padded, 1)],
-            masks: [word(&mask, 0), word(&mask, 1)],
+            words: [le_word(&padded[..8]), le_word(&padded[8..])],
+            masks: [le_word(&mask[..8]), le_word(&mask[8..])],
             bytes,
         }
     }
@@ -538,17 +533,19 @@ impl KeyPattern {
     fn matches(&self, rest: &[u8]) -> bool {
         if self.bytes.len() <= 16 {
             if let Some(chunk) = rest.get(..16) {
-                let word = |half: usize| {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(&chunk[half * 8..half * 8 + 8]);
-                    u64::from_le_bytes(w)
-                };
-                return (word(0) & self.masks[0]) == self.words[0]
-                    && (word(1) & self.masks[1]) == self.words[1];
+                return (le_word(&chunk[..8]) & self.masks[0]) == self.words[0]
+                    && (le_word(&chunk[8..]) & self.masks[1]) == self.words[1];
             }
         }
         rest.starts_with(&self.bytes)
     }
+}
+
+/// The first 8 bytes of `b` (at least 8) as a little-endian word.
+fn le_word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
 }
 
 /// A cursor of [`JsonDecoder::decode_flat`]: every method returns `None`
