@@ -12,7 +12,12 @@
 #                          .ci/tansu/storage-offsets.patch (a Fetch at an
 #                          offset inside a record batch skipped the rest of
 #                          that batch, and ListOffsets' latest offset was the
-#                          last batch's base offset + 1; both now as Kafka).
+#                          last batch's base offset + 1; both now as Kafka)
+#                          and .ci/tansu/txn-offsets.patch (a transaction's
+#                          offset commits take effect when it commits, as
+#                          in Kafka; tansu deferred them while another
+#                          transaction overlapped it, and lost them when the
+#                          same producer began its next transaction).
 #                          10-15 min cold on 2 cores.
 #   .ci/tansu.sh start     start one on a free loopback port; prints
 #                          WEIR_TANSU_BOOTSTRAP=127.0.0.1:<port>
@@ -67,11 +72,11 @@ free_port() {
 case "${1:-}" in
   install)
     here="$(cd "$(dirname "$0")" && pwd)"
-    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn-storage-offsets"
+    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn-storage-offsets-txn-offsets"
     if bin=$(tansu_bin) && { [ -n "${TANSU:-}" ] || [ -f "$stamp" ]; }; then
       echo "tansu.sh: $bin present ($("$bin" --version 2>/dev/null || echo unknown version))"
     else
-      echo "tansu.sh: building tansu 0.6.0 with .ci/tansu/end-txn.patch and storage-offsets.patch (10-15 min cold)"
+      echo "tansu.sh: building tansu 0.6.0 with the patches in .ci/tansu/ (10-15 min cold)"
       work="$(mktemp -d)"
       # A throwaway package depending on tansu 0.6.0: `cargo fetch` brings
       # every crate of the build into cargo's cache, tansu's and
@@ -87,6 +92,7 @@ case "${1:-}" in
       done
       patch -p1 -d "$work/tansu-broker-0.6.0" <"$here/tansu/end-txn.patch"
       patch -p1 -d "$work/tansu-storage-0.6.0" <"$here/tansu/storage-offsets.patch"
+      patch -p1 -d "$work/tansu-storage-0.6.0" <"$here/tansu/txn-offsets.patch"
       printf '\n[patch.crates-io]\ntansu-broker = { path = "../tansu-broker-0.6.0" }\ntansu-storage = { path = "../tansu-storage-0.6.0" }\n' >>"$work/tansu-0.6.0/Cargo.toml"
       # tansu's own Cargo.lock pins the build; only the patched crate is re-locked.
       # $WEIR_TANSU_TARGET keeps the build's target dir for a later rebuild.
@@ -97,7 +103,7 @@ case "${1:-}" in
       mv -f "$HOME/.cargo/bin/.tansu.new" "$HOME/.cargo/bin/tansu"
       touch "$stamp"
       rm -rf "$work"
-      echo "tansu.sh: installed $HOME/.cargo/bin/tansu (0.6.0 + EndTxn + log offsets)"
+      echo "tansu.sh: installed $HOME/.cargo/bin/tansu (0.6.0 + EndTxn + log offsets + transactional offsets)"
     fi
     ;;
   start)

@@ -357,6 +357,64 @@ async fn restart_after_the_commit_does_not_duplicate() -> Result<()> {
     Ok(())
 }
 
+/// Lets librdkafka send what was written (and add its partition to the
+/// transaction), as time passes between rows and checkpoints in a job.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// One subtask in steady state: its two transactional producers alternate
+/// (epoch `n + 1` is written while epoch `n` awaits its checkpoint), then
+/// the process dies with epoch 3 pre-committed and epoch 4 open, and
+/// restarts from checkpoint 2. Epoch 2 committed before the crash, so its
+/// marker must say so and nothing is committed twice.
+///
+/// On stock tansu 0.6 this failed: its transaction state is kept per
+/// producer epoch, so the next transaction of the same producer turned a
+/// commit whose offsets were deferred (another transaction overlapped it)
+/// back into an open one, and fencing then aborted it with its marker;
+/// epoch 2 was committed again. `.ci/tansu/txn-offsets.patch` commits a
+/// transaction's offsets with the transaction, as Kafka does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_transactions_then_a_restart_commit_each_epoch_once() -> Result<()> {
+    init_log();
+    let Some(b) = broker("alternating_transactions_then_a_restart_commit_each_epoch_once")? else {
+        return Ok(());
+    };
+    let topic = unique("eos-alternate");
+    ensure_topic(&b.bootstrap, &topic, Some(1)).await?;
+    let f = exactly_once_sink(&b.bootstrap, &topic, &unique("alternate"), &[])?;
+    let mut old = f.create_checkpointed(0, 1, None)?;
+    old.write_batch(ids_batch(0..2)?).await?; // epoch 1
+    settle().await;
+    old.pre_commit(1).await?;
+    old.write_batch(ids_batch(2..4)?).await?; // epoch 2
+    settle().await;
+    old.commit(1).await?;
+    let state = old.pre_commit(2).await?;
+    old.write_batch(ids_batch(4..6)?).await?; // epoch 3
+    settle().await;
+    old.commit(2).await?;
+    old.pre_commit(3).await?;
+    old.write_batch(ids_batch(6..8)?).await?; // epoch 4
+    settle().await;
+    drop(old); // checkpoint 3 never completes
+    assert_eq!(committed_ids(&b.bootstrap, &topic).await?.0, vec![0, 1, 2, 3]);
+
+    let recovery = SinkRecovery {
+        checkpoint_id: 2,
+        state,
+    };
+    let mut new = f.create_checkpointed(0, 1, Some(recovery))?;
+    new.write_batch(ids_batch(4..8)?).await?; // epochs 3 and 4, replayed
+    new.pre_commit(3).await?;
+    new.commit(3).await?;
+    new.finish().await?;
+    let (ids, _) = committed_ids(&b.bootstrap, &topic).await?;
+    assert_eq!(ids, (0..8).collect::<Vec<_>>());
+    Ok(())
+}
+
 /// A new incarnation with the same transactional ids fences the old one:
 /// the old incarnation's commit fails, and its records never become
 /// visible.
@@ -457,15 +515,11 @@ async fn transaction_timeout_check_on_tansu() -> Result<()> {
 /// from checkpoint 1. Its commit marker (the transaction's offset commit)
 /// must say epoch 1 committed, so nothing is committed twice.
 ///
-/// Ignored: tansu 0.6 materializes a transaction's offset commit only
-/// once every transaction overlapping it on the same partitions has ended
-/// (dynostore `txn_end`), and does not answer OffsetFetch's
-/// `require_stable` with UNSTABLE_OFFSET_COMMIT as Kafka does, so the
-/// restarted subtask reads a stale marker and commits epoch 1 again. The
-/// crash test therefore gives each sink subtask its own partition
-/// (`'sink.partitioner' = 'fixed'`).
+/// Stock tansu 0.6 failed this: it materialized a transaction's offset
+/// commit only once every transaction overlapping it on the same
+/// partitions had ended, so the restarted subtask read a stale marker and
+/// committed epoch 1 again. `.ci/tansu/txn-offsets.patch` fixes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "tansu 0.6 defers transactional offset commits while overlapping transactions are open"]
 async fn restart_with_another_subtasks_transaction_open_does_not_duplicate() -> Result<()> {
     init_log();
     let Some(b) = broker("restart_with_another_subtasks_transaction_open_does_not_duplicate")?
@@ -492,7 +546,8 @@ async fn restart_with_another_subtasks_transaction_open_does_not_duplicate() -> 
     other.pre_commit(1).await?;
     other.commit(1).await?;
     other.finish().await?;
+    // In offset order: subtask 1's row was written first.
     let (ids, _) = committed_ids(&b.bootstrap, &topic).await?;
-    assert_eq!(ids, vec![0, 1, 2, 100]);
+    assert_eq!(ids, vec![100, 0, 1, 2]);
     Ok(())
 }
