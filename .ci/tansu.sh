@@ -12,7 +12,10 @@
 #                          .ci/tansu/storage-offsets.patch (a Fetch at an
 #                          offset inside a record batch skipped the rest of
 #                          that batch, and ListOffsets' latest offset was the
-#                          last batch's base offset + 1; both now as Kafka)
+#                          last batch's base offset + 1; and a Fetch could
+#                          skip a batch still being stored while a later one
+#                          was, or repeat one ending before the offset asked
+#                          for; all now as Kafka)
 #                          and .ci/tansu/txn-offsets.patch (a transaction's
 #                          offset commits take effect when it commits, as
 #                          in Kafka; tansu deferred them while another
@@ -72,7 +75,7 @@ free_port() {
 case "${1:-}" in
   install)
     here="$(cd "$(dirname "$0")" && pwd)"
-    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn-storage-offsets-txn-offsets"
+    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn-storage-offsets-txn-offsets-2"
     if bin=$(tansu_bin) && { [ -n "${TANSU:-}" ] || [ -f "$stamp" ]; }; then
       echo "tansu.sh: $bin present ($("$bin" --version 2>/dev/null || echo unknown version))"
     else

@@ -399,7 +399,10 @@ async fn alternating_transactions_then_a_restart_commit_each_epoch_once() -> Res
     old.write_batch(ids_batch(6..8)?).await?; // epoch 4
     settle().await;
     drop(old); // checkpoint 3 never completes
-    assert_eq!(committed_ids(&b.bootstrap, &topic).await?.0, vec![0, 1, 2, 3]);
+    assert_eq!(
+        committed_ids(&b.bootstrap, &topic).await?.0,
+        vec![0, 1, 2, 3]
+    );
 
     let recovery = SinkRecovery {
         checkpoint_id: 2,

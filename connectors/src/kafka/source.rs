@@ -401,6 +401,8 @@ struct ReaderSplit {
     malformed: Vec<MalformedRecord>,
     /// When the oldest waiting row arrived.
     first_row_at: Option<Instant>,
+    /// Messages before `next` are being delivered again (and skipped).
+    redelivering: bool,
 }
 
 /// The state of a reader thread.
@@ -713,6 +715,7 @@ impl Reader {
                 done: stop_at.is_some_and(|s| starts[i] >= s),
                 malformed: Vec::new(),
                 first_row_at: None,
+                redelivering: false,
             });
         }
         let mut tpl = TopicPartitionList::new();
@@ -1033,6 +1036,26 @@ impl ReadState<'_> {
             if s.stop_at.is_some_and(|stop| offset >= stop) {
                 return self.finish_split(i);
             }
+        }
+        {
+            let s = &mut self.splits[i];
+            if offset < s.next {
+                // Already read: the client delivered it a second time (seen
+                // with unpatched tansu: a batch ending before the fetch
+                // offset, 100-500 messages). Emitted again, it would be
+                // counted twice.
+                if !s.redelivering {
+                    s.redelivering = true;
+                    tracing::warn!(
+                        "kafka table {}: {} delivered offset {offset} again after offset {}: skipping what was already read",
+                        self.reader.table,
+                        s.tp,
+                        s.next - 1
+                    );
+                }
+                return Ok(());
+            }
+            s.redelivering = false;
         }
         let pushed = self.splits[i].decoder.push(m);
         if let Err(reason) = pushed {

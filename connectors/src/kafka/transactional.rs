@@ -31,10 +31,11 @@
 //! The marker is read with `isolation.level = read_committed`, so
 //! librdkafka's OffsetFetch asks for stable offsets (`require_stable`):
 //! Kafka makes it wait until a committed transaction's offsets are
-//! materialized. tansu 0.6 does not: it materializes them only once every
-//! transaction overlapping on the same partitions has ended, so there a
-//! restart can read a stale marker and commit an epoch twice unless each
-//! subtask writes its own partitions (`'sink.partitioner' = 'fixed'`).
+//! materialized. tansu 0.6 did not materialize them with the transaction
+//! (it deferred them while another transaction overlapped it, and lost
+//! them when the same producer began its next one), so a restart read a
+//! stale marker and committed an epoch twice; the tests' broker is built
+//! with `.ci/tansu/txn-offsets.patch`, which commits them as Kafka does.
 
 use std::sync::Arc;
 use std::time::Duration;
