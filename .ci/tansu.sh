@@ -20,7 +20,9 @@
 #                          offset commits take effect when it commits, as
 #                          in Kafka; tansu deferred them while another
 #                          transaction overlapped it, and lost them when the
-#                          same producer began its next transaction).
+#                          same producer began its next transaction) and
+#                          .ci/tansu/broker-configs.patch (a broker reports
+#                          transaction.max.timeout.ms, Kafka's default).
 #                          10-15 min cold on 2 cores.
 #   .ci/tansu.sh start     start one on a free loopback port; prints
 #                          WEIR_TANSU_BOOTSTRAP=127.0.0.1:<port>
@@ -75,7 +77,7 @@ free_port() {
 case "${1:-}" in
   install)
     here="$(cd "$(dirname "$0")" && pwd)"
-    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn-storage-offsets-txn-offsets-2"
+    stamp="$HOME/.cargo/bin/.tansu-0.6.0-end-txn-storage-offsets-txn-offsets-2-broker-configs"
     if bin=$(tansu_bin) && { [ -n "${TANSU:-}" ] || [ -f "$stamp" ]; }; then
       echo "tansu.sh: $bin present ($("$bin" --version 2>/dev/null || echo unknown version))"
     else
@@ -96,6 +98,7 @@ case "${1:-}" in
       patch -p1 -d "$work/tansu-broker-0.6.0" <"$here/tansu/end-txn.patch"
       patch -p1 -d "$work/tansu-storage-0.6.0" <"$here/tansu/storage-offsets.patch"
       patch -p1 -d "$work/tansu-storage-0.6.0" <"$here/tansu/txn-offsets.patch"
+      patch -p1 -d "$work/tansu-storage-0.6.0" <"$here/tansu/broker-configs.patch"
       printf '\n[patch.crates-io]\ntansu-broker = { path = "../tansu-broker-0.6.0" }\ntansu-storage = { path = "../tansu-storage-0.6.0" }\n' >>"$work/tansu-0.6.0/Cargo.toml"
       # tansu's own Cargo.lock pins the build; only the patched crate is re-locked.
       # $WEIR_TANSU_TARGET keeps the build's target dir for a later rebuild.
@@ -106,7 +109,7 @@ case "${1:-}" in
       mv -f "$HOME/.cargo/bin/.tansu.new" "$HOME/.cargo/bin/tansu"
       touch "$stamp"
       rm -rf "$work"
-      echo "tansu.sh: installed $HOME/.cargo/bin/tansu (0.6.0 + EndTxn + log offsets + transactional offsets)"
+      echo "tansu.sh: installed $HOME/.cargo/bin/tansu (0.6.0 + EndTxn + log offsets + transactional offsets + broker configs)"
     fi
     ;;
   start)

@@ -456,12 +456,11 @@ async fn a_restarted_sink_fences_the_previous_incarnation() -> Result<()> {
 }
 
 /// The sink checks its `transaction.timeout.ms` against the broker's
-/// `transaction.max.timeout.ms` at start, from DescribeConfigs. tansu 0.6
-/// answers DescribeConfigs for a broker with no entries, so there is no
-/// limit to check against: this pins that (a tansu that reports the limit
-/// fails here, and the check then needs a test of its rejection), and that
-/// the sink then starts with a timeout a default Kafka broker (limit
-/// 900000 ms) would refuse.
+/// `transaction.max.timeout.ms` at start, from DescribeConfigs: above the
+/// limit it does not start and says why, naming both; at the limit it
+/// starts. (tansu 0.6 reported no broker configuration;
+/// `.ci/tansu/broker-configs.patch` makes it report Kafka's default limit,
+/// 900000 ms.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_timeout_check_on_tansu() -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
@@ -490,12 +489,21 @@ async fn transaction_timeout_check_on_tansu() -> Result<()> {
         )
         .await
         .map_err(ext("describe_configs"))?;
-    let mut entries = Vec::new();
+    let mut limit = Vec::new();
     for r in described {
         let r = r.map_err(|e| WeirError::Internal(format!("describe_configs: {e:?}")))?;
-        entries.extend(r.entries.iter().map(|e| e.name.clone()));
+        limit.extend(
+            r.entries
+                .iter()
+                .filter(|e| e.name == "transaction.max.timeout.ms")
+                .map(|e| e.value.clone()),
+        );
     }
-    assert_eq!(entries, Vec::<String>::new(), "tansu's broker configs");
+    assert_eq!(
+        limit,
+        vec![Some("900000".to_string())],
+        "the broker's limit"
+    );
 
     let topic = unique("eos-timeout");
     ensure_topic(&b.bootstrap, &topic, Some(1)).await?;
@@ -505,11 +513,29 @@ async fn transaction_timeout_check_on_tansu() -> Result<()> {
         &unique("timeout"),
         &[("properties.transaction.timeout.ms", "3600000")],
     )?;
+    let message = match f.create_checkpointed(0, 1, None) {
+        Err(WeirError::Config(m)) => m,
+        Err(e) => panic!("not a configuration error: {e}"),
+        Ok(_) => panic!("a sink whose transaction timeout is above the broker's limit started"),
+    };
+    assert!(
+        message.contains("transaction.timeout.ms (3600000)")
+            && message.contains("transaction.max.timeout.ms (900000)"),
+        "{message}"
+    );
+
+    let f = exactly_once_sink(
+        &b.bootstrap,
+        &topic,
+        &unique("timeout"),
+        &[("properties.transaction.timeout.ms", "900000")],
+    )?;
     let mut sink = f.create_checkpointed(0, 1, None)?;
     sink.write_batch(ids_batch(0..2)?).await?;
     sink.pre_commit(1).await?;
-    let (ids, log) = committed_ids(&b.bootstrap, &topic).await?;
-    assert_eq!((ids, log.open_records), (vec![], 2));
+    sink.commit(1).await?;
+    sink.finish().await?;
+    assert_eq!(committed_ids(&b.bootstrap, &topic).await?.0, vec![0, 1]);
     Ok(())
 }
 
