@@ -401,8 +401,42 @@ struct ReaderSplit {
     malformed: Vec<MalformedRecord>,
     /// When the oldest waiting row arrived.
     first_row_at: Option<Instant>,
-    /// Messages before `next` are being delivered again (and skipped).
-    redelivering: bool,
+    /// Whether messages before `next` are being delivered again.
+    redelivery: Redelivery,
+}
+
+/// What a message's offset says, next to the offset after the last
+/// message read from its partition.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Not read before: process it.
+    New,
+    /// Already read: the client delivered it a second time (seen with
+    /// unpatched tansu: a batch ending before the fetch offset, 100-500
+    /// messages). Emitted again it would be counted twice, so it is
+    /// skipped; `first` is true for the first message of such a run.
+    Again { first: bool },
+}
+
+/// Tells new messages from ones delivered again, one partition's worth.
+#[derive(Debug, Default)]
+struct Redelivery {
+    active: bool,
+}
+
+impl Redelivery {
+    /// Classifies the message at `offset` when `next` is the offset after
+    /// the last one read.
+    fn check(&mut self, offset: i64, next: i64) -> Delivery {
+        if offset < next {
+            let first = !self.active;
+            self.active = true;
+            Delivery::Again { first }
+        } else {
+            self.active = false;
+            Delivery::New
+        }
+    }
 }
 
 /// The state of a reader thread.
@@ -715,7 +749,7 @@ impl Reader {
                 done: stop_at.is_some_and(|s| starts[i] >= s),
                 malformed: Vec::new(),
                 first_row_at: None,
-                redelivering: false,
+                redelivery: Redelivery::default(),
             });
         }
         let mut tpl = TopicPartitionList::new();
@@ -1039,23 +1073,20 @@ impl ReadState<'_> {
         }
         {
             let s = &mut self.splits[i];
-            if offset < s.next {
-                // Already read: the client delivered it a second time (seen
-                // with unpatched tansu: a batch ending before the fetch
-                // offset, 100-500 messages). Emitted again, it would be
-                // counted twice.
-                if !s.redelivering {
-                    s.redelivering = true;
-                    tracing::warn!(
-                        "kafka table {}: {} delivered offset {offset} again after offset {}: skipping what was already read",
-                        self.reader.table,
-                        s.tp,
-                        s.next - 1
-                    );
+            match s.redelivery.check(offset, s.next) {
+                Delivery::New => {}
+                Delivery::Again { first } => {
+                    if first {
+                        tracing::warn!(
+                            "kafka table {}: {} delivered offset {offset} again after offset {}: skipping what was already read",
+                            self.reader.table,
+                            s.tp,
+                            s.next - 1
+                        );
+                    }
+                    return Ok(());
                 }
-                return Ok(());
             }
-            s.redelivering = false;
         }
         let pushed = self.splits[i].decoder.push(m);
         if let Err(reason) = pushed {
@@ -1215,6 +1246,22 @@ mod tests {
             topic: topic.to_string(),
             partition,
         }
+    }
+
+    #[test]
+    fn messages_before_the_next_offset_are_skipped_and_each_run_reported_once() {
+        let mut r = Redelivery::default();
+        assert_eq!(r.check(10, 10), Delivery::New);
+        // Offsets 5..=10 delivered again after 10 was read (next = 11).
+        let again: Vec<Delivery> = (5..=10).map(|o| r.check(o, 11)).collect();
+        assert_eq!(again[0], Delivery::Again { first: true });
+        assert!(again[1..]
+            .iter()
+            .all(|d| *d == Delivery::Again { first: false }));
+        assert_eq!(r.check(11, 11), Delivery::New);
+        // A later run is reported again; a gap (transaction markers) is new.
+        assert_eq!(r.check(3, 12), Delivery::Again { first: true });
+        assert_eq!(r.check(20, 12), Delivery::New);
     }
 
     #[test]
