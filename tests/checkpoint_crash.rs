@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crash_support::{
     checkpointed_run, committed_rows, every_sequence_number_once, kill_settings,
-    kill_settings_from, weir, write, Lcg,
+    kill_settings_from, run_to_success, uninterrupted_run, weir, write, Lcg,
 };
 
 fn job_sql(out: &Path, events: u64, rate: Option<u64>) -> String {
@@ -306,16 +306,7 @@ fn crash_test_with(
         &tmp.path().join("reference.sql"),
         &sql_for(&reference_out, events, None),
     );
-    let out = weir()
-        .args(["run", "--quiet", "-p", "2"])
-        .arg(&sql)
-        .output()
-        .expect("run weir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    uninterrupted_run(&sql);
     let expected = committed_rows(&reference_out);
     assert!(expected.len() > 1000, "{} rows", expected.len());
     if let Some(check) = check_reference {
@@ -375,12 +366,7 @@ fn crash_test_with(
         (k.after_kills)();
     }
     // Let it finish (a run after the end only completes the last commit).
-    let out = run().output().expect("run weir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_success(&mut run());
     let got = committed_rows(&crash_out);
     assert_eq!(got.len(), expected.len(), "row counts differ");
     assert!(got == expected, "rows differ from the uninterrupted run");
@@ -456,16 +442,7 @@ fn killed_and_restarted_job_with_checkpoints_on_s3_matches_an_uninterrupted_run(
         &tmp.path().join("reference.sql"),
         &job_sql(&reference_out, events, None),
     );
-    let out = weir()
-        .args(["run", "--quiet", "-p", "2"])
-        .arg(&sql)
-        .output()
-        .expect("run weir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    uninterrupted_run(&sql);
     let expected = committed_rows(&reference_out);
     assert!(expected.len() > 1000, "{} rows", expected.len());
 
@@ -529,12 +506,7 @@ fn killed_and_restarted_job_with_checkpoints_on_s3_matches_an_uninterrupted_run(
     }
     assert_eq!(killed, kills, "the job ended too soon");
     assert!(resumed >= 1, "no run resumed from an S3 checkpoint");
-    let out = run().output().expect("run weir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_success(&mut run());
     let got = committed_rows(&crash_out);
     assert_eq!(got.len(), expected.len(), "row counts differ");
     assert!(got == expected, "rows differ from the uninterrupted run");

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crash_support::{
     checkpointed_run, committed_rows, kill_one_life, kill_settings, newest_checkpoint,
-    report_row_diff, weir, write, Lcg,
+    report_row_diff, run_to_success, uninterrupted_run, write, Lcg,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -269,12 +269,7 @@ fn killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run() {
     assert_eq!(report.messages, end * 2, "bids produced");
 
     // Let it finish.
-    let final_out = run().output().expect("run weir");
-    assert!(
-        final_out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&final_out.stderr)
-    );
+    run_to_success(&mut run());
 
     // The reference: the same query over the finished topic, without
     // checkpoints and never killed.
@@ -291,16 +286,7 @@ fn killed_and_restarted_kafka_to_kafka_job_matches_an_uninterrupted_run() {
             None,
         ),
     );
-    let out = weir()
-        .args(["run", "--quiet", "-p", "2"])
-        .arg(&reference_sql)
-        .output()
-        .expect("run weir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    uninterrupted_run(&reference_sql);
     let expected = committed_rows(&reference_out);
     assert!(expected.len() > 10_000, "{} reference rows", expected.len());
 

@@ -59,7 +59,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use crash_support::{
     checkpointed_run, checkpoints, committed_rows, every_sequence_number_once, kill_one_life,
-    kill_settings, latest_checkpoint, newest_checkpoint, per_account, signal, weir, write, Lcg,
+    kill_settings, latest_checkpoint, newest_checkpoint, per_account, run_to_success, signal,
+    uninterrupted_run, write, Lcg,
 };
 use kinesis_support::{client, create_stream, emulator, put, unique_stream, wait_active, Kind};
 
@@ -514,12 +515,7 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
 
     // Let it finish.
     let started = Instant::now();
-    let out = run().output().expect("run weir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_success(&mut run());
     eprintln!(
         "kinesis crash test: the last run took {:.1}s",
         started.elapsed().as_secs_f64()
@@ -537,16 +533,7 @@ fn killed_and_restarted_kinesis_job_across_a_split_and_a_merge_matches_an_uninte
         &job_sql(&emu.endpoint, &stream, &reference_out),
     );
     let started = Instant::now();
-    let out = weir()
-        .args(["run", "--quiet", "-p", "2"])
-        .arg(&reference_sql)
-        .output()
-        .expect("run weir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    uninterrupted_run(&reference_sql);
     eprintln!(
         "kinesis crash test: the uninterrupted run took {:.1}s",
         started.elapsed().as_secs_f64()

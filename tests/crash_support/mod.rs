@@ -1,18 +1,37 @@
 //! Helpers shared by the crash tests (`checkpoint_crash.rs`,
-//! `kinesis_crash.rs`): the `weir` binary, kill settings from the
-//! environment, a small deterministic generator for kill moments, the
-//! committed rows of the exactly-once filesystem sink, and the check that
-//! a `SEQUENCE_ORDER` job counted every account's sequence exactly once.
+//! `kafka_crash.rs`, `kinesis_crash.rs`): the `weir` binary and runs of it
+//! asserted to succeed, kill settings from the environment, a small
+//! deterministic generator for kill moments, the committed rows of the
+//! exactly-once filesystem sink, and the check that a `SEQUENCE_ORDER` job
+//! counted every account's sequence exactly once.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output};
 
 /// The `weir` binary of this build.
 pub fn weir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
+}
+
+/// Runs `cmd` to its end and asserts that it succeeded (its stderr in
+/// the failure message).
+pub fn run_to_success(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run weir");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The reference of a crash test: `weir run --quiet -p 2 SQL`, without
+/// checkpoints and never killed, asserted to succeed.
+pub fn uninterrupted_run(sql: &Path) {
+    run_to_success(weir().args(["run", "--quiet", "-p", "2"]).arg(sql));
 }
 
 /// Kill count (`WEIR_CRASH_KILLS`, default 20) and seed of the kill
